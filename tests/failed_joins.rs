@@ -1,34 +1,11 @@
 //! A child that panics, is aborted, or whose handle is dropped delivers nothing, and its
 //! context is freed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use contextvars::{Changes, Context, ContextVar, propagate_back};
 use tokio::sync::oneshot;
 
-/// A value that counts its live copies, to see when a context holding it is freed.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    fn new(live: &Arc<AtomicUsize>) -> Counted {
-        live.fetch_add(1, Ordering::SeqCst);
-        Counted(live.clone())
-    }
-}
-
-impl Clone for Counted {
-    fn clone(&self) -> Counted {
-        Counted::new(&self.0)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+mod support;
+use support::{Counted, Live};
 
 static HELD: ContextVar<Option<Counted>> = ContextVar::new("HELD", || None);
 static N: ContextVar<u32> = ContextVar::new("N", || 0);
@@ -86,7 +63,7 @@ async fn a_panicking_blocking_child_delivers_nothing() {
 
 #[tokio::test]
 async fn a_panicking_child_frees_its_context() {
-    let live = Arc::new(AtomicUsize::new(0));
+    let live = Live::new();
     let held = Counted::new(&live);
     let error = contextvars::spawn(async move {
         HELD.set(Some(held));
@@ -96,12 +73,12 @@ async fn a_panicking_child_frees_its_context() {
     .await
     .unwrap_err();
     assert!(error.is_panic());
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert_eq!(live.get(), 0);
 }
 
 #[tokio::test]
 async fn an_aborted_child_delivers_nothing_and_frees_its_context() {
-    let live = Arc::new(AtomicUsize::new(0));
+    let live = Live::new();
     let held = Counted::new(&live);
     let (set, set_rx) = oneshot::channel();
     N.set(1);
@@ -112,21 +89,21 @@ async fn an_aborted_child_delivers_nothing_and_frees_its_context() {
         std::future::pending::<()>().await;
     });
     set_rx.await.unwrap();
-    assert_eq!(live.load(Ordering::SeqCst), 1);
+    assert_eq!(live.get(), 1);
     let join = handle.merge_back();
     join.abort();
     let error = join.await.unwrap_err();
     assert!(error.is_cancelled());
     // The cancelled task's future, and the context in it, are gone by the time the join
     // reports the cancellation.
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert_eq!(live.get(), 0);
     assert_eq!(N.get(), 1);
     assert!(!HELD.is_set());
 }
 
 #[tokio::test]
 async fn a_child_whose_handle_was_dropped_delivers_nothing_and_frees_its_context() {
-    let live = Arc::new(AtomicUsize::new(0));
+    let live = Live::new();
     let held = Counted::new(&live);
     let (go, go_rx) = oneshot::channel::<()>();
     let (ended, ended_rx) = oneshot::channel();
@@ -140,7 +117,7 @@ async fn a_child_whose_handle_was_dropped_delivers_nothing_and_frees_its_context
     ended_rx.await.unwrap();
     // On this current_thread runtime the child's last poll, and the drop of its output
     // (its context with it, nobody will join it), finished before this task ran again.
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert_eq!(live.get(), 0);
     assert!(!N.is_set() && !HELD.is_set());
 }
 
@@ -162,7 +139,7 @@ async fn a_dropped_merge_back_future_delivers_nothing() {
 
 #[test]
 fn a_blocking_child_whose_handle_was_dropped_frees_its_context() {
-    let live = Arc::new(AtomicUsize::new(0));
+    let live = Live::new();
     let held = Counted::new(&live);
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
@@ -170,7 +147,7 @@ fn a_blocking_child_whose_handle_was_dropped_frees_its_context() {
     });
     // Dropping the runtime waits for its blocking pool, so the child has ended.
     drop(runtime);
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert_eq!(live.get(), 0);
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@ use std::sync::mpsc;
 
 use contextvars::{Changes, Context, ContextVar};
 
+mod support;
+use support::poll_once;
+
 static LOG: ContextVar<Vec<&'static str>> = ContextVar::new("LOG", Vec::new);
 static LEVEL: ContextVar<u32> = ContextVar::new("LEVEL", || 3);
 
@@ -131,8 +134,7 @@ fn a_future_dropped_in_its_scope_sets_variables_there() {
         let _noisy = Noisy("future");
         std::future::pending::<()>().await;
     }));
-    let waker = std::task::Waker::noop();
-    assert!(scope.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_pending());
+    assert!(poll_once(scope.as_mut()).is_pending());
     drop(scope);
     // The log entry landed in the scope's own context, not here.
     assert!(LOG.get().is_empty());
@@ -180,8 +182,7 @@ fn a_scope_dropped_after_the_threads_context_is_gone_does_not_abort() {
             let _guard = SetsOnDrop(tx);
             std::future::pending::<()>().await;
         }));
-        let waker = std::task::Waker::noop();
-        assert!(scope.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_pending());
+        assert!(poll_once(scope.as_mut()).is_pending());
         PARKED.with(|parked| *parked.borrow_mut() = Some(scope));
     })
     .join()

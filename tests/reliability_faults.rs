@@ -8,47 +8,25 @@
 //! entered (`block_on` still works), and the threads of the runtime hold no context of their
 //! own when they park or stop (checked by the runtime's thread hooks, on every park).
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, mpsc};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::sync::{Arc, Mutex, mpsc};
+use std::task::Poll;
 
 use contextvars::{Changes, Context, ContextVar, Token};
 use futures::FutureExt;
 use tokio::sync::oneshot;
 
-const FAULT: &str = "injected fault";
+mod support;
+use support::{Counted, Live, fault, is_fault, poll_once, quiet_injected_panics};
 
 static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
 static N: ContextVar<u64> = ContextVar::new("N", || 0);
 static SECRET: ContextVar<u64> = ContextVar::new("SECRET", || 0).inherit(false).back(false);
 
-/// Injected panics are expected: keep them out of the output.
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&FAULT) {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn fault() -> ! {
-    std::panic::panic_any(FAULT)
-}
-
 /// A fault in a place that must return `()`.
 fn inject() {
     fault()
-}
-
-fn is_fault<T>(result: std::thread::Result<T>) -> bool {
-    matches!(result, Err(payload) if payload.downcast_ref::<&str>() == Some(&FAULT))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -109,11 +87,6 @@ fn runtime() -> tokio::runtime::Runtime {
 fn shut_down(runtime: tokio::runtime::Runtime) {
     drop(runtime);
     assert_eq!(RESIDUE.load(Ordering::SeqCst), 0, "a runtime thread kept a context of its own");
-}
-
-/// Polls once with a waker that does nothing.
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -524,54 +497,6 @@ fn a_drop_that_reads_variables_works_wherever_a_value_is_dropped() {
 // ---------------------------------------------------------------------------------------
 // Aborts at every await point.
 
-/// How many `Counted` values are alive, and a wake-up when that reaches zero.
-#[derive(Default)]
-struct Live {
-    count: AtomicUsize,
-    zero: tokio::sync::Notify,
-}
-
-impl Live {
-    fn get(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no value is alive (a detached task may still hold one for a while).
-    async fn until_zero(&self) {
-        loop {
-            let zero = self.zero.notified();
-            if self.get() == 0 {
-                return;
-            }
-            zero.await;
-        }
-    }
-}
-
-/// Counts its live copies.
-struct Counted(Arc<Live>);
-
-impl Counted {
-    fn new(live: &Arc<Live>) -> Counted {
-        live.count.fetch_add(1, Ordering::SeqCst);
-        Counted(live.clone())
-    }
-}
-
-impl Clone for Counted {
-    fn clone(&self) -> Counted {
-        Counted::new(&self.0)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.zero.notify_waiters();
-        }
-    }
-}
-
 static HELD: ContextVar<Option<Counted>> = ContextVar::new("HELD", || None);
 
 const AWAIT_POINTS: usize = 6;
@@ -610,7 +535,7 @@ fn a_child_aborted_at_any_await_point_delivers_nothing_and_frees_everything() {
     let runtime = runtime();
     runtime.block_on(Context::new().scope(async {
         USER.set(Some("parent".into()));
-        let live = Arc::new(Live::default());
+        let live = Live::new();
         for abort_at in 0..=AWAIT_POINTS {
             for merge_back in [true, false] {
                 let before = Context::current();
@@ -692,7 +617,7 @@ fn shutting_down_a_runtime_with_tasks_in_flight_frees_them_in_their_own_contexts
             .unwrap()
     };
     let before = before();
-    let live = Arc::new(Live::default());
+    let live = Live::new();
     let (report, reports) = mpsc::channel();
     // The one running blocking task waits until the async tasks are dropped.
     let (release, released) = mpsc::channel::<()>();

@@ -6,40 +6,12 @@
 //!
 //! 50,000 cycles by default; `CONTEXTVARS_LONG=1` runs 1,000,000.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use contextvars::{Context, ContextVar, propagate_back};
 
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; it only counts on the side.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` with `layout` (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as for `alloc` and `dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod support;
+use support::{Counted, Counting, Live, fault, live_blocks, live_bytes, poll_once, quiet_injected_panics};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -50,51 +22,12 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Counts its live copies.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    fn new(live: &Arc<AtomicUsize>) -> Option<Counted> {
-        live.fetch_add(1, Ordering::SeqCst);
-        Some(Counted(live.clone()))
-    }
-}
-
-impl Clone for Counted {
-    fn clone(&self) -> Counted {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Counted(self.0.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 static HELD: ContextVar<Option<Counted>> = ContextVar::new("HELD", || None);
 static KEPT: ContextVar<Option<Counted>> = ContextVar::new("KEPT", || None).inherit(false).back(false);
 static NAME: ContextVar<String> = ContextVar::new("NAME", String::new);
 static SUM: ContextVar<u64> = ContextVar::new("SUM", || 0).merge(|base, parent, child| parent + child - base);
 /// Enough variables that the maps are three levels deep.
 static WIDE: [ContextVar<u64>; 300] = [const { ContextVar::new("wide", || 0) }; 300];
-
-const FAULT: &str = "a child that fails after its changes";
-
-/// Panicking children are part of the mix: keep their messages out of the output.
-fn quiet_injected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&FAULT) {
-                default(info);
-            }
-        }));
-    });
-}
 
 fn cycles() -> u64 {
     if std::env::var_os("CONTEXTVARS_LONG").is_some() { 1_000_000 } else { 50_000 }
@@ -103,8 +36,8 @@ fn cycles() -> u64 {
 /// One spawn/merge cycle; which kind depends on `n`. Every child sets a counted value, a
 /// string, a summed counter and one of the wide variables; the parent merges all or some of
 /// it back, or nothing.
-async fn cycle(n: u64, live: &Arc<AtomicUsize>) {
-    let value = Counted::new(live);
+async fn cycle(n: u64, live: &Arc<Live>) {
+    let value = Some(Counted::new(live));
     let child = move || {
         HELD.set(value.clone());
         KEPT.set(value);
@@ -135,7 +68,7 @@ async fn cycle(n: u64, live: &Arc<AtomicUsize>) {
         _ => {
             let _ = contextvars::spawn(async move {
                 child();
-                std::panic::panic_any(FAULT);
+                fault();
             })
             .merge_back()
             .await;
@@ -147,7 +80,7 @@ async fn cycle(n: u64, live: &Arc<AtomicUsize>) {
 fn memory_stays_flat_over_many_spawn_and_merge_cycles() {
     let _turn = one_at_a_time();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let live = Arc::new(AtomicUsize::new(0));
+    let live = Live::new();
     let total = cycles();
     quiet_injected_panics();
     let (after_warm_up, samples) = runtime.block_on(Context::new().scope(async {
@@ -155,17 +88,17 @@ fn memory_stays_flat_over_many_spawn_and_merge_cycles() {
         for n in 0..warm_up {
             cycle(n, &live).await;
         }
-        let after_warm_up = LIVE_BYTES.load(Ordering::SeqCst);
+        let after_warm_up = live_bytes();
         let mut samples = Vec::new();
         for chunk in 0..10 {
             for n in 0..total / 10 {
                 cycle(warm_up + chunk * (total / 10) + n, &live).await;
             }
-            samples.push((LIVE_BYTES.load(Ordering::SeqCst), LIVE_BLOCKS.load(Ordering::SeqCst)));
+            samples.push((live_bytes(), live_blocks()));
             // The only counted values alive are the one the root's `HELD` holds and the one its
             // record of `#[propagate(back)]` deliveries holds (see the last test here): two
             // at most, whatever the number of cycles.
-            assert!(live.load(Ordering::SeqCst) <= 2, "{} counted values alive", live.load(Ordering::SeqCst));
+            assert!(live.get() <= 2, "{} counted values alive", live.get());
         }
         (after_warm_up, samples)
     }));
@@ -177,82 +110,72 @@ fn memory_stays_flat_over_many_spawn_and_merge_cycles() {
     );
     // A leak of even one small allocation per cycle would grow by more than a byte a cycle.
     assert!(growth < total as isize, "memory grew by {growth} bytes over {total} cycles");
-    assert_eq!(live.load(Ordering::SeqCst), 0, "no counted value outlived the runtime");
+    assert_eq!(live.get(), 0, "no counted value outlived the runtime");
 }
 
 // ---------------------------------------------------------------------------------------
 // No value outlives the last context that holds it: checked at the moment that context goes.
 
-fn live_counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
-
-fn count(live: &Arc<AtomicUsize>) -> usize {
-    live.load(Ordering::SeqCst)
-}
-
 #[test]
 fn a_value_lives_exactly_as_long_as_the_snapshots_and_tokens_that_hold_it() {
     let _turn = one_at_a_time();
-    let live = live_counter();
+    let live = Live::new();
     Context::new().run(|| {
-        let first = HELD.set(Counted::new(&live));
+        let first = HELD.set(Some(Counted::new(&live)));
         let snapshot = Context::current();
-        HELD.set(Counted::new(&live));
-        assert_eq!(count(&live), 2, "the snapshot keeps the first value");
+        HELD.set(Some(Counted::new(&live)));
+        assert_eq!(live.get(), 2, "the snapshot keeps the first value");
         drop(snapshot);
-        assert_eq!(count(&live), 1, "the first value went with the snapshot, its last holder");
+        assert_eq!(live.get(), 1, "the first value went with the snapshot, its last holder");
         HELD.reset(first).unwrap();
-        assert_eq!(count(&live), 0, "the second went with the reset");
+        assert_eq!(live.get(), 0, "the second went with the reset");
 
         // A value overwritten in place goes to the token; dropping the token frees it.
-        HELD.set(Counted::new(&live));
-        let token = HELD.set(Counted::new(&live));
-        assert_eq!(count(&live), 2);
+        HELD.set(Some(Counted::new(&live)));
+        let token = HELD.set(Some(Counted::new(&live)));
+        assert_eq!(live.get(), 2);
         drop(token);
-        assert_eq!(count(&live), 1);
+        assert_eq!(live.get(), 1);
         HELD.set(None);
-        assert_eq!(count(&live), 0);
+        assert_eq!(live.get(), 0);
     });
 }
 
 #[test]
 fn a_value_lives_exactly_as_long_as_the_contexts_and_changes_that_hold_it() {
     let _turn = one_at_a_time();
-    let live = live_counter();
+    let live = Live::new();
     let mut context = Context::new();
-    context.run(|| HELD.set(Counted::new(&live)));
+    context.run(|| HELD.set(Some(Counted::new(&live))));
     let copy = context.clone();
     drop(context);
-    assert_eq!(count(&live), 1, "the copy holds it");
+    assert_eq!(live.get(), 1, "the copy holds it");
     let changes = contextvars::Changes::between(&Context::new(), &copy);
     drop(copy);
-    assert_eq!(count(&live), 1, "the changes hold it");
+    assert_eq!(live.get(), 1, "the changes hold it");
     Context::new().run(|| {
         changes.apply();
-        assert_eq!(count(&live), 1);
+        assert_eq!(live.get(), 1);
         HELD.set(None);
     });
-    assert_eq!(count(&live), 0);
+    assert_eq!(live.get(), 0);
 
     // The thread's own context, at thread exit.
     let thread_live = live.clone();
-    std::thread::spawn(move || drop(HELD.set(Counted::new(&thread_live)))).join().unwrap();
-    assert_eq!(count(&live), 0, "freed with the thread");
+    std::thread::spawn(move || drop(HELD.set(Some(Counted::new(&thread_live))))).join().unwrap();
+    assert_eq!(live.get(), 0, "freed with the thread");
 
     // A scope dropped before it finished.
     let mut scope = Box::pin(Context::new().scope(std::future::pending::<()>()));
-    let waker = std::task::Waker::noop();
     let live_in_scope = live.clone();
     let mut scope_setting = Box::pin(Context::new().scope(async move {
-        HELD.set(Counted::new(&live_in_scope));
+        HELD.set(Some(Counted::new(&live_in_scope)));
         std::future::pending::<()>().await
     }));
-    let mut cx = std::task::Context::from_waker(waker);
-    assert!(scope.as_mut().poll(&mut cx).is_pending() && scope_setting.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(count(&live), 1);
+    assert!(poll_once(scope.as_mut()).is_pending() && poll_once(scope_setting.as_mut()).is_pending());
+    assert_eq!(live.get(), 1);
     drop(scope_setting);
-    assert_eq!(count(&live), 0, "freed with the scope");
+    assert_eq!(live.get(), 0, "freed with the scope");
 }
 
 #[test]
@@ -260,9 +183,9 @@ fn a_childs_values_are_freed_by_the_time_its_join_returns() {
     let _turn = one_at_a_time();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(Context::new().scope(async {
-        let live = live_counter();
-        let set = |live: &Arc<AtomicUsize>| {
-            let (a, b) = (Counted::new(live), Counted::new(live));
+        let live = Live::new();
+        let set = |live: &Arc<Live>| {
+            let (a, b) = (Some(Counted::new(live)), Some(Counted::new(live)));
             move || {
                 HELD.set(a);
                 // Overwritten in the child, and not inherited nor merged.
@@ -272,18 +195,18 @@ fn a_childs_values_are_freed_by_the_time_its_join_returns() {
         };
         let child = set(&live);
         contextvars::spawn(async move { child() }).await.unwrap();
-        assert_eq!(count(&live), 0, "plain await: nothing kept");
+        assert_eq!(live.get(), 0, "plain await: nothing kept");
         let child = set(&live);
         contextvars::spawn_blocking(child).await.unwrap();
-        assert_eq!(count(&live), 0, "blocking, plain join: nothing kept");
+        assert_eq!(live.get(), 0, "blocking, plain join: nothing kept");
         let child = set(&live);
         contextvars::spawn(async move { child() }).merge_back().await.unwrap();
-        assert_eq!(count(&live), 1, "merged: the parent holds the child's value, nothing else");
+        assert_eq!(live.get(), 1, "merged: the parent holds the child's value, nothing else");
         let child = set(&live);
         contextvars::spawn_blocking(child).merge_back().await.unwrap();
-        assert_eq!(count(&live), 1, "merged again: the parent's previous value is gone");
+        assert_eq!(live.get(), 1, "merged again: the parent's previous value is gone");
         HELD.set(None);
-        assert_eq!(count(&live), 0);
+        assert_eq!(live.get(), 0);
     }));
 }
 
@@ -291,13 +214,13 @@ fn a_childs_values_are_freed_by_the_time_its_join_returns() {
 fn a_value_delivered_by_a_plain_await_lives_until_the_joining_context_ends() {
     let _turn = one_at_a_time();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let live = live_counter();
+    let live = Live::new();
     let scope_live = live.clone();
     runtime.block_on(Context::new().scope(async move {
         let live = scope_live;
         let task_live = live.clone();
         contextvars::spawn(async move {
-            let value = Counted::new(&task_live);
+            let value = Some(Counted::new(&task_live));
             contextvars::spawn(async move {
                 let _back = propagate_back(None);
                 HELD.set(value);
@@ -307,16 +230,16 @@ fn a_value_delivered_by_a_plain_await_lives_until_the_joining_context_ends() {
             HELD.set(None);
             // The joining context records what arrived, so that a plain `.await` of this
             // task delivers it further up: that record still holds the value.
-            assert_eq!(count(&task_live), 1);
+            assert_eq!(task_live.get(), 1);
         })
         .await
         .unwrap();
         // ... and it arrived here (the record flows up), where it is overwritten too.
         assert!(HELD.with(Option::is_some));
         HELD.set(None);
-        let held = count(&live);
+        let held = live.get();
         // This context's record holds it now; it goes with this context.
         assert_eq!(held, 1);
     }));
-    assert_eq!(count(&live), 0, "freed with the scope that recorded it");
+    assert_eq!(live.get(), 0, "freed with the scope that recorded it");
 }

@@ -14,12 +14,14 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use contextvars::{Context, ContextVar};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+
+mod support;
+use support::{fault, quiet_injected_panics};
 
 /// The number this task was given (each task, child or not, sets its own). Never flows back.
 static ID: ContextVar<u64> = ContextVar::new("ID", || 0).back(false);
@@ -49,26 +51,12 @@ fn sum(base: &u64, parent: &u64, child: &u64) -> u64 {
     parent + child - base
 }
 
-const FAULT: &str = "injected fault";
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static PANICS: AtomicU64 = AtomicU64::new(0);
 static ABORTED: AtomicU64 = AtomicU64::new(0);
 static BLOCKING: AtomicU64 = AtomicU64::new(0);
 static MERGED: AtomicU64 = AtomicU64::new(0);
-
-/// Injected panics are expected by the thousand: keep them out of the output.
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&FAULT) {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// xorshift64*: a small deterministic generator, one per task.
 struct Rng(u64);
@@ -156,7 +144,7 @@ impl Task {
                     5 if self.depth < 3 => self.blocking_child().await,
                     6 if self.depth > 0 && self.rng.below(4) == 0 => {
                         PANICS.fetch_add(1, Ordering::Relaxed);
-                        std::panic::panic_any(FAULT)
+                        fault()
                     }
                     _ => self.produce(),
                 }

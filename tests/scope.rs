@@ -4,10 +4,13 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 
 use contextvars::{Context, ContextVar};
 use tokio::sync::oneshot;
+
+mod support;
+use support::poll_once;
 
 static N: ContextVar<u32> = ContextVar::new("N", || 0);
 static NAME: ContextVar<&'static str> = ContextVar::new("NAME", || "none");
@@ -21,10 +24,6 @@ impl Future for YieldOnce {
     fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
         if std::mem::replace(&mut self.0, true) { Poll::Ready(()) } else { Poll::Pending }
     }
-}
-
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 #[test]
