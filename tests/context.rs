@@ -99,7 +99,7 @@ fn current_is_a_snapshot() {
     HITS.set(3);
     assert_eq!(snapshot.get(&USER).as_deref(), Some("ada"));
     assert_eq!(snapshot.get(&HITS), 0);
-    assert!(!snapshot.is_set(&HITS));
+    assert!(!snapshot.contains(&HITS));
     assert_eq!(USER.get().as_deref(), Some("bob"));
 }
 
@@ -156,4 +156,78 @@ async fn debug_does_not_list_what_propagate_back_keeps_for_the_joins() {
     .unwrap();
     assert_eq!(HITS.get(), 1);
     assert_eq!(format!("{:?}", Context::current()), r#"Context { set: ["HITS"] }"#);
+}
+
+// ---------------------------------------------------------------------------------------
+// A context as a read-only mapping of variables, like Python's.
+
+static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
+static WIDE: [ContextVar<u8>; 40] = [const { ContextVar::new("wide", || 0) }; 40];
+
+fn names(ctx: &Context) -> Vec<&'static str> {
+    let mut names: Vec<_> = ctx.vars().map(|var| var.var_name()).collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn len_vars_and_contains_follow_sets_and_resets() {
+    let mut ctx = Context::new();
+    assert_eq!((ctx.len(), ctx.vars().count()), (0, 0));
+    let token = ctx.run(|| {
+        USER.set(Some("ada".into()));
+        HITS.set(0) // set to its default is still set
+    });
+    assert_eq!(ctx.len(), 2);
+    assert_eq!(names(&ctx), ["HITS", "USER"]);
+    assert!(ctx.contains(&USER) && ctx.contains(&HITS) && !ctx.contains(&ID));
+
+    // What `vars` yields is what `contains` accepts, whatever the variable's type.
+    assert!(ctx.vars().all(|var| ctx.contains(var)));
+
+    // A reset to "not set" takes the variable out; a snapshot taken before keeps it.
+    let before = ctx.clone();
+    ctx.run(|| HITS.reset(token)).unwrap();
+    assert_eq!((ctx.len(), names(&ctx)), (1, vec!["USER"]));
+    assert!(!ctx.contains(&HITS));
+    assert_eq!((before.len(), names(&before)), (2, vec!["HITS", "USER"]));
+}
+
+#[test]
+fn vars_lists_every_variable_of_a_deep_map_once() {
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        for (n, var) in WIDE.iter().enumerate().filter(|(n, _)| n % 3 == 0) {
+            var.set(n as u8);
+        }
+    });
+    assert_eq!(ctx.len(), 14);
+    let mut keys: Vec<*const ()> = ctx.vars().map(|var| var as *const _ as *const ()).collect();
+    let expected: Vec<*const ()> = WIDE.iter().step_by(3).map(|var| var as *const _ as *const ()).collect();
+    keys.sort_unstable();
+    let mut sorted = expected.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted, "each set variable once, no other");
+    assert!(WIDE.iter().enumerate().all(|(n, var)| ctx.contains(var) == (n % 3 == 0)));
+}
+
+#[contextvars::propagate(back)]
+async fn sets_id() {
+    ID.set(7);
+}
+
+#[tokio::test]
+async fn what_propagate_back_keeps_for_the_joins_is_no_variable() {
+    // A plain await of a `#[propagate(back)]` function's task delivers its change, and the
+    // awaiting context keeps what arrived so that it flows further up: not a variable.
+    let ctx = Context::new()
+        .scope(async {
+            contextvars::spawn(sets_id()).await.unwrap();
+            Context::current()
+        })
+        .await;
+    assert_eq!(ctx.get(&ID), 7);
+    assert_eq!((ctx.len(), names(&ctx)), (1, vec!["ID"]));
+    assert!(!ctx.is_empty());
+    assert_eq!(format!("{ctx:?}"), r#"Context { set: ["ID"] }"#);
 }

@@ -106,7 +106,7 @@ fn token_is_accepted_by_a_later_run_of_the_same_context() {
     let mut ctx = Context::new();
     let token = ctx.run(|| LEVEL.set(2));
     ctx.run(|| LEVEL.reset(token)).unwrap();
-    assert!(!ctx.is_set(&LEVEL));
+    assert!(!ctx.contains(&LEVEL));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::current;
 use crate::map::Map;
 use crate::scope::Scope;
 use crate::value;
-use crate::var::ContextVar;
+use crate::var::{AnyVar, ContextVar};
 
 /// An immutable snapshot of context variables: what [`ContextVar::get`] reads.
 ///
@@ -77,15 +77,77 @@ impl Context {
         }
     }
 
-    /// Whether this context holds a value for `var` (as opposed to its default).
+    /// Whether this context holds a value for `var` (as opposed to its default), like Python's
+    /// `var in ctx`. Takes a typed variable or a `&'static dyn AnyVar`, such as those
+    /// [`vars`](Context::vars) yields.
+    ///
+    /// ```
+    /// use contextvars_runtime::{AnyVar, Context, ContextVar};
+    /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
+    /// static M: ContextVar<u8> = ContextVar::new("M", || 0);
+    ///
+    /// let mut ctx = Context::new();
+    /// assert!(!ctx.contains(&N));
+    /// ctx.run(|| N.set(0)); // set, even if to its default
+    /// assert!(ctx.contains(&N));
+    ///
+    /// let any: [&'static dyn AnyVar; 2] = [&N, &M];
+    /// assert_eq!(any.map(|var| ctx.contains(var)), [true, false]);
+    /// ```
+    pub fn contains<V: AnyVar + ?Sized>(&self, var: &'static V) -> bool {
+        self.map.get(var.var_key()).is_some()
+    }
+
+    /// How many variables are set in this context, like Python's `len(ctx)`. Counts them:
+    /// O(number of variables set).
     ///
     /// ```
     /// use contextvars_runtime::{Context, ContextVar};
-    /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
-    /// assert!(!Context::new().is_set(&N));
+    /// static USER: ContextVar<&str> = ContextVar::new("USER", || "nobody");
+    /// static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
+    ///
+    /// let mut ctx = Context::new();
+    /// assert_eq!(ctx.len(), 0);
+    /// let token = ctx.run(|| {
+    ///     USER.set("ada");
+    ///     ID.set(7)
+    /// });
+    /// assert_eq!(ctx.len(), 2);
+    /// ctx.run(|| ID.reset(token))?; // back to "not set"
+    /// assert_eq!(ctx.len(), 1);
+    /// # Ok::<(), contextvars_runtime::Error>(())
     /// ```
-    pub fn is_set<T: Clone + Send + Sync + 'static>(&self, var: &'static ContextVar<T>) -> bool {
-        self.map.get(var.key()).is_some()
+    pub fn len(&self) -> usize {
+        let mut len = 0;
+        self.for_each_var(|_| len += 1);
+        len
+    }
+
+    /// The variables set in this context, in no particular order, like iterating over a
+    /// Python `Context`: what a request carries, say, for a framework to log or check.
+    /// [`get`](Context::get) reads a value once the variable's type is known.
+    ///
+    /// ```
+    /// use contextvars_runtime::{Context, ContextVar};
+    /// static USER: ContextVar<&str> = ContextVar::new("USER", || "nobody");
+    /// static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
+    /// static UNUSED: ContextVar<u64> = ContextVar::new("UNUSED", || 0);
+    ///
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| {
+    ///     USER.set("ada");
+    ///     ID.set(7);
+    /// });
+    /// let mut names: Vec<&str> = ctx.vars().map(|var| var.var_name()).collect();
+    /// names.sort_unstable();
+    /// assert_eq!(names, ["ID", "USER"]);
+    /// assert!(ctx.vars().all(|var| ctx.contains(var)));
+    /// assert!(!ctx.contains(&UNUSED));
+    /// ```
+    pub fn vars(&self) -> impl Iterator<Item = &'static dyn AnyVar> {
+        let mut vars = Vec::new();
+        self.for_each_var(|var| vars.push(var));
+        vars.into_iter()
     }
 
     /// Whether no variable is set in this context.
@@ -142,6 +204,20 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Calls `f` for every variable set in this context, which is every entry of the map
+    /// but one: the record `#[propagate(back)]` keeps for the joins is no variable of the
+    /// user's.
+    fn for_each_var(&self, mut f: impl FnMut(&'static dyn AnyVar)) {
+        let record_key = crate::propagate::record_key();
+        self.map.for_each(&mut |key, value| {
+            if key != record_key {
+                f(value.var());
+            }
+        });
+    }
+}
+
 /// Enters a context for the lifetime of the guard and writes its changes back on drop.
 struct RunGuard<'a> {
     /// While entered, `target` holds the thread's previous context, swapped back on drop.
@@ -182,15 +258,9 @@ impl Default for Context {
 }
 
 impl fmt::Debug for Context {
+    /// Names the variables set: `Context { set: ["USER", "ID"] }`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The record `#[propagate(back)]` keeps for the joins is no variable of the user's.
-        let record_key = crate::propagate::record_key();
-        let mut names = Vec::new();
-        self.map.for_each(&mut |key, value| {
-            if key != record_key {
-                names.push(value.var().var_name());
-            }
-        });
+        let names: Vec<&str> = self.vars().map(|var| var.var_name()).collect();
         f.debug_struct("Context").field("set", &names).finish()
     }
 }
