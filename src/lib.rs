@@ -56,7 +56,7 @@
 //! }
 //!
 //! #[propagate(back)]                    // its changes reach whoever awaits its task or thread
-//! fn authenticate(token: &str) { USER.set(Some(format!("user-{token}"))); }
+//! fn authenticate(token: &str) { USER.set(Some(format!("user-{token}"))); SCRATCH.set(1); }
 //!
 //! #[propagate(back(USER, REQUEST_ID))]  // only these variables flow back
 //! async fn login(id: u64) { REQUEST_ID.set(id); AUDIT.set(vec!["login".into()]); }
@@ -77,7 +77,7 @@
 //! assert_eq!((USER.get().as_deref(), REQUEST_ID.get()), (Some("user-42"), 7));
 //! assert!(AUDIT.get().is_empty());          // not in `back(USER, REQUEST_ID)`
 //! assert_eq!(TENANT.get(), "public");       // `none`
-//! assert_eq!(TXN.get(), None);              // `back = false`
+//! assert_eq!((TXN.get(), SCRATCH.get()), (None, 0)); // `back = false`
 //! # }
 //! ```
 //!
@@ -97,6 +97,8 @@
 //! * `tower`: `tower::ContextLayer`, a fresh context for every request.
 //! * `tracing`: `tracing::ContextFields`, context variables on every log event.
 #![forbid(unsafe_code)]
+// Examples compile without a warning, so that what users paste stays clean.
+#![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 #[doc(inline)]

@@ -16,7 +16,7 @@
 //! With axum:
 //!
 //! ```
-//! use axum::{Router, middleware::{self, Next}, extract::Request, response::Response, routing::get};
+//! use axum::{Router, body::Body, middleware::{self, Next}, extract::Request, response::Response, routing::get};
 //! use contextvars::{context_var, tower::ContextLayer};
 //!
 //! #[context_var]
@@ -33,10 +33,18 @@
 //!     response
 //! }
 //!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let app: Router = Router::new()
 //!     .route("/", get(hello))
 //!     .layer(middleware::from_fn(log))
 //!     .layer(ContextLayer::new()); // outermost: wraps the logging middleware too
+//!
+//! // Served with `axum::serve(listener, app)`; here one request, without a socket:
+//! use tower::ServiceExt;
+//! let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+//! assert!(response.status().is_success());
+//! # }
 //! ```
 
 use std::task::{Context as TaskContext, Poll};
@@ -79,8 +87,18 @@ impl ContextLayer {
     /// Every request starts from the empty context: all variables at their defaults.
     ///
     /// ```
-    /// let layer = contextvars::tower::ContextLayer::new();
-    /// # let _ = layer;
+    /// use contextvars::{ContextVar, tower::ContextLayer};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// static USER: ContextVar<Option<&'static str>> = ContextVar::new("USER", || None);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// USER.set(Some("admin")); // the server's own context: no request sees it
+    /// let user = service_fn(|()| async { Ok::<_, std::convert::Infallible>(USER.get()) });
+    /// let service = ContextLayer::new().layer(user);
+    /// assert_eq!(service.oneshot(()).await, Ok(None));
+    /// # }
     /// ```
     pub fn new() -> ContextLayer {
         ContextLayer { base: Context::new() }
@@ -122,12 +140,23 @@ impl<S> Layer<S> for ContextLayer {
 /// base context and returns its future wrapped in a [`Scope`] of that copy.
 ///
 /// ```
-/// use contextvars::tower::{ContextLayer, ContextService};
-/// use tower::{Layer, service_fn};
+/// use contextvars::{ContextVar, tower::{ContextLayer, ContextService}};
+/// use tower::{Layer, ServiceExt, service_fn};
 ///
-/// let service: ContextService<_> =
-///     ContextLayer::new().layer(service_fn(|()| async { Ok::<_, std::convert::Infallible>(()) }));
-/// # let _ = service;
+/// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0);
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let count = service_fn(|()| async {
+///     let hits = HITS.get() + 1;
+///     HITS.set(hits);
+///     Ok::<_, std::convert::Infallible>(hits)
+/// });
+/// let service: ContextService<_> = ContextLayer::new().layer(count);
+/// // Each call runs in a context of its own: none sees another's count.
+/// assert_eq!(service.clone().oneshot(()).await, Ok(1));
+/// assert_eq!(service.oneshot(()).await, Ok(1));
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct ContextService<S> {

@@ -124,7 +124,8 @@ impl Fields {
     /// use contextvars::{ContextVar, tracing::Fields};
     /// static USER: ContextVar<String> = ContextVar::new("user", String::new);
     /// let fields = Fields::new(&[&USER]);
-    /// # let _ = fields;
+    /// USER.set("ada".into());
+    /// assert_eq!(fields.to_string(), "user=\"ada\"");
     /// ```
     pub fn new(vars: &[&'static dyn LogVar]) -> Fields {
         Fields { vars: vars.to_vec() }
@@ -207,7 +208,8 @@ impl ContextFields {
     /// use contextvars::{ContextVar, tracing::ContextFields};
     /// static USER: ContextVar<String> = ContextVar::new("user", String::new);
     /// let subscriber = tracing_subscriber::fmt().event_format(ContextFields::new(&[&USER])).finish();
-    /// # let _ = subscriber;
+    /// USER.set("ada".into());
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("served")); // ... served user="ada"
     /// ```
     pub fn new(vars: &[&'static dyn LogVar]) -> ContextFields {
         ContextFields { fields: Fields::new(vars), inner: Format::default() }

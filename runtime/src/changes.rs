@@ -7,7 +7,7 @@ use crate::current;
 use crate::map::Map;
 use crate::propagate;
 use crate::value::{self, Value};
-use crate::var::{AnyVar, ContextVar};
+use crate::var::AnyVar;
 
 /// The variables a child context changed relative to the context it was forked from, with
 /// the values on both sides: what a join brings back.
@@ -143,7 +143,7 @@ impl Changes {
     /// Whether no variable changed.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context};
+    /// use contextvars_runtime::Changes;
     /// assert!(Changes::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -164,22 +164,26 @@ impl Changes {
         self.entries.iter().map(|change| change.var)
     }
 
-    /// Whether `var` is among the changes.
+    /// Whether `var` is among the changes. Takes a typed variable or a `&'static dyn AnyVar`.
     ///
     /// ```
     /// use contextvars_runtime::{Changes, Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
-    /// assert!(!Changes::default().contains(&N));
+    /// static M: ContextVar<u8> = ContextVar::new("M", || 0);
+    /// let mut child = Context::new();
+    /// child.run(|| N.set(1));
+    /// let changes = Changes::between(&Context::new(), &child);
+    /// assert!(changes.contains(&N) && !changes.contains(&M));
     /// ```
-    pub fn contains<T: Clone + Send + Sync + 'static>(&self, var: &'static ContextVar<T>) -> bool {
-        let key = var.key();
+    pub fn contains<V: AnyVar + ?Sized>(&self, var: &'static V) -> bool {
+        let key = var.var_key();
         self.entries.iter().any(|change| change.key == key)
     }
 
     /// Keeps only the changes to `vars`.
     ///
     /// ```
-    /// use contextvars_runtime::{AnyVar, Changes, Context, ContextVar};
+    /// use contextvars_runtime::{Changes, Context, ContextVar};
     /// static A: ContextVar<u8> = ContextVar::new("A", || 0);
     /// static B: ContextVar<u8> = ContextVar::new("B", || 0);
     /// let mut child = Context::new();
@@ -212,7 +216,8 @@ impl Changes {
     ///
     /// # Panics
     ///
-    /// Where [`ContextVar::set`] panics: in a tokio task without a context of its own.
+    /// Where [`ContextVar::set`](crate::ContextVar::set) panics: in a tokio task without a context
+    /// of its own.
     pub fn apply(self) {
         self.apply_and_record();
     }

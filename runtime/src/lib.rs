@@ -19,6 +19,8 @@
 // `unsafe` is denied everywhere but in the two downcasts of `value.rs`, each with its SAFETY
 // argument (see BENCHMARKS.md for the measurement that asked for them).
 #![deny(unsafe_code)]
+// Examples compile without a warning, so that what users paste stays clean.
+#![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 mod changes;

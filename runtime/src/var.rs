@@ -121,10 +121,17 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// unset the variable passes the default.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// use contextvars_runtime::{Changes, Context, ContextVar};
     /// fn sum(base: &u64, parent: &u64, child: &u64) -> u64 { parent + child - base }
     /// static BYTES: ContextVar<u64> = ContextVar::new("BYTES", || 0).merge(sum);
-    /// # let _ = &BYTES;
+    ///
+    /// BYTES.set(10);
+    /// let fork = Context::current();
+    /// let mut child = fork.clone();
+    /// child.run(|| BYTES.set(BYTES.get() + 5)); // the child sent 5 bytes,
+    /// BYTES.set(BYTES.get() + 3); // the parent 3 meanwhile
+    /// Changes::between(&fork, &child).apply();
+    /// assert_eq!(BYTES.get(), 18);
     /// ```
     pub const fn merge(mut self, merge: fn(&T, &T, &T) -> T) -> Self {
         self.merge = Some(merge);
