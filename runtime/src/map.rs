@@ -274,7 +274,7 @@ fn set_bit(bits: &mut u32, bit: u32, on: bool) {
     if on { *bits |= bit } else { *bits &= !bit }
 }
 
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
 fn strip(node: &Arc<Node>) -> Option<Arc<Node>> {
     if node.not_inherited() == 0 {
         return Some(Arc::clone(node));
