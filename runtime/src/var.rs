@@ -254,10 +254,10 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
             }
             Ok(match prev {
                 // The value `set` overwrote in place goes back in place when nobody shares
-                // the slot meanwhile: no allocation either way.
+                // the stored value meanwhile: no allocation either way.
                 Prev::Owned(old) => {
                     match map.unique_mut(key).and_then(|stored| value::typed_mut(self, stored)) {
-                        Some(slot) => Replaced::Owned(std::mem::replace(slot, old)),
+                        Some(current) => Replaced::Owned(std::mem::replace(current, old)),
                         None => {
                             let restored = Some(value::store(self, old));
                             Replaced::Shared(
