@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use contextvars::{Changes, Context, ContextVar, Error, Token};
+use contextvars::{AnyVar, Changes, Context, ContextVar, Error, Token};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -79,9 +79,17 @@ fn map_op() -> impl Strategy<Value = MapOp> {
 fn check_context(context: &Context, model: &Model, what: &str) {
     for i in 0..VARS {
         let expected = model.get(&i).copied();
-        assert_eq!(context.is_set(var(i)), expected.is_some(), "{what}: is_set of variable {i}");
+        assert_eq!(context.contains(var(i)), expected.is_some(), "{what}: contains variable {i}");
         assert_eq!(context.get(var(i)), expected.unwrap_or(DEFAULT), "{what}: variable {i}");
     }
+    // As a mapping: exactly the variables of the model, each once.
+    let address = |var: &'static dyn AnyVar| var as *const dyn AnyVar as *const ();
+    let mut listed: Vec<_> = context.vars().map(address).collect();
+    let mut expected: Vec<_> = model.keys().map(|&i| address(var(i))).collect();
+    listed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "{what}: the variables listed");
+    assert_eq!(context.len(), model.len(), "{what}: len");
 }
 
 /// Every variable of the thread's current context reads as `model` says.
