@@ -103,8 +103,8 @@
 
 #[doc(inline)]
 pub use contextvars_runtime::{
-    AnyVar, BackGuard, Changes, Context, ContextVar, Error, Scope, Token, propagate_back,
-    propagate_back_on_finish,
+    AnyVar, Changes, Context, ContextVar, Error, PropagateBack, Scope, Token, propagate_back,
+    propagate_back_async,
 };
 #[cfg(feature = "tokio")]
 #[doc(inline)]
@@ -125,7 +125,7 @@ pub mod __private {
     #[cfg(feature = "tokio")]
     pub use contextvars_runtime::run_sync_endpoint;
     pub use contextvars_runtime::{
-        AnyVar, BackGuard, Context, ContextVar, assert_send_argument, assert_send_argument_type,
-        new_context_var, propagate_back, propagate_back_on_finish,
+        AnyVar, Context, ContextVar, assert_send_argument, assert_send_argument_type, new_context_var,
+        propagate_back, propagate_back_async,
     };
 }

@@ -46,10 +46,7 @@ async fn sync_to_async_contextvars() {
     FOO.set(Some("bar"));
     assert_eq!(contextvars::spawn_blocking(sync_function).await.unwrap(), 42);
     assert_eq!(FOO.get(), Some("bar"));
-    let marked = || {
-        let _back = propagate_back(None);
-        sync_function()
-    };
+    let marked = || propagate_back(None, sync_function);
     assert_eq!(contextvars::spawn_blocking(marked).await.unwrap(), 42);
     assert_eq!(FOO.get(), Some("baz"));
 }
@@ -212,9 +209,10 @@ async fn sync_to_async_changes_before_a_panic_do_not_come_back() {
     // context is as before.
     FOO.set(Some("bar"));
     let error = contextvars::spawn_blocking(|| {
-        let _back = propagate_back(None);
-        FOO.set(Some("baz"));
-        panic!("failed");
+        propagate_back(None, || {
+            FOO.set(Some("baz"));
+            panic!("failed");
+        })
     })
     .merge_back()
     .await

@@ -16,11 +16,8 @@ async fn a_panicking_child_delivers_nothing() {
     let before = Context::current();
     let error = contextvars::spawn(async {
         N.set(2);
-        {
-            // Even a finished propagate_back function's changes are lost with the task.
-            let _back = propagate_back(None);
-            N.set(3);
-        }
+        // Even a finished propagate_back function's changes are lost with the task.
+        propagate_back(None, || N.set(3));
         panic!("child failed");
     })
     .merge_back()
@@ -34,8 +31,7 @@ async fn a_panicking_child_delivers_nothing() {
 #[tokio::test]
 async fn a_panicking_child_delivers_nothing_through_a_plain_await() {
     let error = contextvars::spawn(async {
-        let _back = propagate_back(None);
-        N.set(3);
+        propagate_back(None, || N.set(3));
         panic!("child failed");
     })
     .await
@@ -48,10 +44,7 @@ async fn a_panicking_child_delivers_nothing_through_a_plain_await() {
 async fn a_panicking_blocking_child_delivers_nothing() {
     N.set(1);
     let error = contextvars::spawn_blocking(|| {
-        {
-            let _back = propagate_back(None);
-            N.set(3);
-        }
+        propagate_back(None, || N.set(3));
         panic!("child failed");
     })
     .merge_back()

@@ -14,9 +14,9 @@ mod shim {
 
         use std::sync::atomic::Ordering;
 
-        pub fn propagate_back(only: Option<&'static [&'static dyn AnyVar]>) -> BackGuard {
+        pub fn propagate_back<R>(only: Option<&'static [&'static dyn AnyVar]>, f: impl FnOnce() -> R) -> R {
             super::super::BACK_CALLS.fetch_add(1, Ordering::SeqCst);
-            renamed::__private::propagate_back(only)
+            renamed::__private::propagate_back(only, f)
         }
 
         pub struct Context;

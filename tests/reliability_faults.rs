@@ -408,19 +408,18 @@ fn a_panicking_drop_at_a_join_is_all_or_nothing() {
 }
 
 /// A join that lands its changes and then panics dropping the value it replaced still
-/// records them: a plain `.await` further up delivers them, as it would without the panic.
+/// marks them: a plain `.await` further up delivers them, as it would without the panic.
 #[test]
 fn a_panicking_drop_after_a_join_landed_keeps_the_changes_flowing_up() {
     let runtime = runtime();
     runtime.block_on(Context::new().scope(async {
         let task = contextvars::spawn(async {
             let (go, wait) = oneshot::channel::<()>();
-            let child = contextvars::spawn(async {
-                let _back = contextvars::propagate_back(None);
+            let child = contextvars::spawn(contextvars::propagate_back_async(None, async {
                 wait.await.unwrap();
                 BOMB.set(None);
                 N.set(5);
-            });
+            }));
             // Set after the fork, so that this context holds the only copy; the child wins.
             BOMB.set(Some(armed()));
             go.send(()).unwrap();
@@ -428,7 +427,7 @@ fn a_panicking_drop_after_a_join_landed_keeps_the_changes_flowing_up() {
             assert!(is_fault(AssertUnwindSafe(child).catch_unwind().await));
             assert_eq!((BOMB.get().is_none(), N.get()), (true, 5));
         });
-        // A plain `.await` of the task delivers what its joins recorded.
+        // A plain `.await` of the task delivers what its joins marked.
         task.await.unwrap();
         assert_eq!((BOMB.get().is_none(), N.get()), (true, 5));
     }));

@@ -49,12 +49,7 @@ async fn cycle(n: u64, live: &Arc<Live>) {
         0 => contextvars::spawn(async move { child() }).merge_back().await.unwrap(),
         1 => contextvars::spawn_blocking(child).merge_back().await.unwrap(),
         // `#[propagate(back)]` by hand: a plain `.await` brings the recorded changes.
-        2 => contextvars::spawn(async move {
-            let _back = propagate_back(None);
-            child()
-        })
-        .await
-        .unwrap(),
+        2 => contextvars::spawn(async move { propagate_back(None, child) }).await.unwrap(),
         3 => contextvars::spawn(async move { child() }).await.unwrap(),
         4 => {
             let handle = contextvars::spawn(async move {
@@ -210,8 +205,11 @@ fn a_childs_values_are_freed_by_the_time_its_join_returns() {
     }));
 }
 
+/// A plain `.await` delivers the child's final values and keeps no record of its own: a
+/// delivered value lives exactly as long as a context holds it, and a value the child
+/// replaced after it arrived is gone (it used to wait in a record, and flow up stale).
 #[test]
-fn a_value_delivered_by_a_plain_await_lives_until_the_joining_context_ends() {
+fn a_value_delivered_by_a_plain_await_lives_while_a_context_holds_it() {
     let _turn = one_at_a_time();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let live = Live::new();
@@ -221,25 +219,19 @@ fn a_value_delivered_by_a_plain_await_lives_until_the_joining_context_ends() {
         let task_live = live.clone();
         contextvars::spawn(async move {
             let value = Some(Counted::new(&task_live));
-            contextvars::spawn(async move {
-                let _back = propagate_back(None);
-                HELD.set(value);
-            })
-            .await
-            .unwrap();
+            contextvars::spawn(async move { propagate_back(None, || HELD.set(value)) }).await.unwrap();
+            assert_eq!(task_live.get(), 1, "delivered to this task");
             HELD.set(None);
-            // The joining context records what arrived, so that a plain `.await` of this
-            // task delivers it further up: that record still holds the value.
-            assert_eq!(task_live.get(), 1);
+            assert_eq!(task_live.get(), 0, "replaced: nothing else holds it");
         })
         .await
         .unwrap();
-        // ... and it arrived here (the record flows up), where it is overwritten too.
-        assert!(HELD.with(Option::is_some));
-        HELD.set(None);
-        let held = live.get();
-        // This context's record holds it now; it goes with this context.
-        assert_eq!(held, 1);
+        // The task's final value (none) is what arrived here.
+        assert!(HELD.with(Option::is_none));
+        assert_eq!(live.get(), 0);
+        let value = Some(Counted::new(&live));
+        contextvars::spawn(async move { propagate_back(None, || HELD.set(value)) }).await.unwrap();
+        assert_eq!(live.get(), 1, "delivered up here");
     }));
-    assert_eq!(live.get(), 0, "freed with the scope that recorded it");
+    assert_eq!(live.get(), 0, "freed with the scope that held it");
 }

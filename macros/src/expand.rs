@@ -67,11 +67,7 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
 pub(crate) fn propagate(mut item: ItemFn, args: &PropagateArgs) -> TokenStream {
     let krate = args.krate().at(Span::call_site());
     let block = &item.block;
-    let guard = Ident::new("__contextvars_guard", Span::mixed_site());
     let is_async = item.sig.asyncness.is_some();
-    // A sync body records when its guard drops (any return; not a panic). An async body can
-    // also be dropped half-way (cancelled): it records only once it ran to the end.
-    let start = if is_async { quote!(propagate_back_on_finish) } else { quote!(propagate_back) };
     let only = match &args.mode {
         Mode::Back(Some(vars)) => {
             let list = Ident::new("__CONTEXTVARS_BACK", Span::mixed_site());
@@ -87,6 +83,8 @@ pub(crate) fn propagate(mut item: ItemFn, args: &PropagateArgs) -> TokenStream {
     };
     let body = match &args.mode {
         Mode::Down => return item.into_token_stream(),
+        // The body runs in a copy of the caller's context; its changes land when it completes
+        // (not when it panics, nor when an async one is dropped half-way).
         Mode::Back(_) if is_async => {
             let output = Ident::new("__contextvars_output", Span::mixed_site());
             // The declared type, where it can be named, drives inference inside the block
@@ -96,16 +94,17 @@ pub(crate) fn propagate(mut item: ItemFn, args: &PropagateArgs) -> TokenStream {
                 _ => TokenStream::new(),
             };
             quote! {
-                let #guard = #krate::__private::#start(#only);
-                let #output #annotation = async move #block.await;
-                #guard.finish();
+                let #output #annotation =
+                    #krate::__private::propagate_back_async(#only, async move #block).await;
                 #output
             }
         }
-        Mode::Back(_) => quote! {
-            let #guard = #krate::__private::#start(#only);
-            #block
-        },
+        Mode::Back(_) => {
+            let output = closure_output(&item.sig.output);
+            quote! {
+                #krate::__private::propagate_back(#only, move || #output #block)
+            }
+        }
         Mode::None if item.sig.asyncness.is_some() => quote! {
             #krate::__private::Context::current().scope(async move #block).await
         },

@@ -74,11 +74,12 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
 
 /// # Expansion
 ///
-/// `back`: `let guard = propagate_back(None);` before the body (`Some(LIST)` for a list, a
-/// local `static LIST: &[&dyn AnyVar] = &[&VAR, …]`); the guard records the changes when it
-/// is dropped, unless by a panic. An async fn uses `propagate_back_on_finish` instead, runs
-/// the body as `async move body`, and calls `guard.finish()` after it: a future dropped
-/// half-way records nothing. `none`: the body runs in `Context::current().run(move || body)`, or for an
+/// `back`: `propagate_back(None, move || -> R { body })` (`Some(LIST)` for a list, a local
+/// `static LIST: &[&dyn AnyVar] = &[&VAR, …]`): the body runs in a copy of the caller's
+/// context, and its changes land in the caller's when it returns, not when it panics. An
+/// async fn: `let output: R = propagate_back_async(None, async move body).await; output`,
+/// which copies at the first poll and lands when the body completes: a future dropped
+/// half-way lands nothing. `none`: the body runs in `Context::current().run(move || body)`, or for an
 /// async fn `Context::current().scope(async move body).await`. `down`: the function as
 /// written.
 #[proc_macro_attribute]

@@ -4,8 +4,7 @@ use std::fmt;
 
 use crate::context::Context;
 use crate::current;
-use crate::map::Map;
-use crate::propagate;
+use crate::map::{Map, Mark};
 use crate::value::{self, Value};
 use crate::var::AnyVar;
 
@@ -49,22 +48,9 @@ struct Change {
     base: Option<Value>,
     /// The child's value.
     child: Option<Value>,
-    /// Whether the change came from a `#[propagate(back)]` record, which keeps flowing up.
-    recorded: bool,
-    /// While applying: the parent's value, then the value the write replaced.
-    parent: Option<Value>,
-    /// While applying: what to write.
-    outcome: Outcome,
-}
-
-/// What applying one change does to the current context.
-#[derive(Clone, Default)]
-enum Outcome {
-    /// Nothing: not decided yet, or the value is already there.
-    #[default]
-    Keep,
-    /// Writes this value (`None`: unsets the variable).
-    Write(Option<Value>),
+    /// Whether the receiving context marks the key where this lands: the change came from a
+    /// `#[propagate(back)]` function, and a plain `.await` of the receiver delivers it on.
+    mark: bool,
 }
 
 impl Changes {
@@ -75,59 +61,59 @@ impl Changes {
     /// assert!(Changes::between(&Context::new(), &Context::new()).is_empty());
     /// ```
     pub fn between(before: &Context, after: &Context) -> Changes {
-        Changes::forked(&before.map, &before.map, &after.map)
+        Changes::forked(&before.map, &before.map, &after.map, false)
     }
 
     /// The changes a child made between `start` and `end`, with `fork` (the parent's
     /// context when the child started, before the variables that are not inherited were
-    /// left out) as the base of the merge.
-    pub(crate) fn forked(fork: &Map, start: &Map, end: &Map) -> Changes {
-        let record_key = propagate::record_key();
+    /// left out) as the base of the merge. With `keep_marks`, a change to a key marked in
+    /// `end` is marked where it lands.
+    pub(crate) fn forked(fork: &Map, start: &Map, end: &Map, keep_marks: bool) -> Changes {
         let mut entries = Vec::new();
         Map::diff(start, end, &mut |key, before, after| {
-            if key == record_key {
+            let Some(var) = after.or(before).map(|v| v.var()) else { return };
+            let base = if std::ptr::eq(fork, start) { before.cloned() } else { fork.get(key).cloned() };
+            let mark = keep_marks && end.is_marked(key);
+            entries.push(Change { key, var, base, child: after.cloned(), mark });
+        });
+        Changes { entries }
+    }
+
+    /// What a plain `.await` of a child delivers: for each key marked in the child's final
+    /// context `end`, its final value, unless that is the value the child started with.
+    /// Against `fork`, and marked where it lands.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+    pub(crate) fn marked(fork: &Map, start: &Map, end: &Map) -> Changes {
+        let mut entries = Vec::new();
+        end.for_each_marked(&mut |key, after| {
+            let before = start.get(key);
+            if value::same(before, after) {
                 return;
             }
             let Some(var) = after.or(before).map(|v| v.var()) else { return };
-            let base = if std::ptr::eq(fork, start) { before.cloned() } else { fork.get(key).cloned() };
             entries.push(Change {
                 key,
                 var,
-                base,
+                base: fork.get(key).cloned(),
                 child: after.cloned(),
-                recorded: false,
-                parent: None,
-                outcome: Outcome::Keep,
+                mark: true,
             });
         });
         Changes { entries }
     }
 
-    /// Changes recorded by `#[propagate(back)]` functions, against the fork point.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
-    pub(crate) fn recorded(fork: &Map, record: &propagate::Record) -> Changes {
-        let entries = record
-            .iter()
-            .filter(|(key, _, child)| !value::same(fork.get(*key), child.as_ref()))
-            .map(|(key, var, child)| Change {
-                key: *key,
-                var: *var,
-                base: fork.get(*key).cloned(),
-                child: child.clone(),
-                recorded: true,
-                parent: None,
-                outcome: Outcome::Keep,
-            })
-            .collect();
+    /// What a `#[propagate(back)]` function lands: its changes from `entry` to `exit`,
+    /// restricted to `only` when given, marked where they land.
+    pub(crate) fn landing(entry: &Map, exit: &Map, only: Option<&[&'static dyn AnyVar]>) -> Changes {
+        let mut entries = Vec::new();
+        Map::diff(entry, exit, &mut |key, before, after| {
+            let Some(var) = after.or(before).map(|v| v.var()) else { return };
+            if only.is_some_and(|only| !only.iter().any(|listed| listed.var_key() == key)) {
+                return;
+            }
+            entries.push(Change { key, var, base: before.cloned(), child: after.cloned(), mark: true });
+        });
         Changes { entries }
-    }
-
-    /// Marks the changes to the variables in `record` as recorded, so they keep flowing up.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
-    pub(crate) fn mark_recorded(&mut self, record: &propagate::Record) {
-        for change in &mut self.entries {
-            change.recorded = record.iter().any(|(key, _, _)| *key == change.key);
-        }
     }
 
     /// How many variables changed.
@@ -218,8 +204,71 @@ impl Changes {
     ///
     /// Where [`ContextVar::set`](crate::ContextVar::set) panics: in a tokio task without a context
     /// of its own.
-    pub fn apply(self) {
-        self.apply_and_record();
+    pub fn apply(mut self) {
+        self.entries.retain(|change| change.var.var_flows_back());
+        if self.entries.is_empty() {
+            return;
+        }
+        // The apply's own scratch, one slot per change: the parent's value (read first, so
+        // that merge functions run with nothing borrowed: they are user code, and may panic
+        // or read variables themselves), what to do, and what the write replaced (dropped
+        // once the context is released: its `Drop` may read variables too).
+        let mut landings: Vec<Landing> = current::read(|map| {
+            self.entries
+                .iter()
+                .map(|change| Landing {
+                    parent: map.get(change.key).cloned(),
+                    mark: if change.mark && !map.is_marked(change.key) { Mark::Set } else { Mark::Keep },
+                    write: None,
+                    replaced: None,
+                })
+                .collect()
+        });
+        for (change, landing) in self.entries.iter_mut().zip(&mut landings) {
+            let (base, parent, child) =
+                (change.base.as_ref(), landing.parent.as_ref(), change.child.as_ref());
+            landing.write = if value::same(parent, base) {
+                Some(change.child.take())
+            } else if value::same(parent, child) {
+                // Already there.
+                None
+            } else {
+                let any = child.or(base).or(parent);
+                let merged = any.and_then(|any| any.merge(base, parent, child));
+                Some(merged.or_else(|| change.child.take()))
+            };
+        }
+        // Nothing to write (every change is already there, and marked where it should be):
+        // leave the current context alone, which also lets a task without a context of its
+        // own join.
+        let Some(first) = self
+            .entries
+            .iter()
+            .zip(&landings)
+            .find(|(_, landing)| landing.write.is_some() || landing.mark == Mark::Set)
+            .map(|(change, _)| change.var)
+        else {
+            return;
+        };
+        current::write(first.var_name(), |map, _| {
+            for (change, landing) in self.entries.iter().zip(&mut landings) {
+                let write = landing.write.take();
+                if write.is_none() && landing.mark == Mark::Keep {
+                    continue;
+                }
+                landing.replaced = map.update_marked(
+                    change.key,
+                    !change.var.var_inherits(),
+                    landing.mark,
+                    |slot| match write {
+                        Some(value) => std::mem::replace(slot, value),
+                        None => None,
+                    },
+                );
+            }
+        });
+        drop(landings);
+        drop(self);
     }
 
     /// Merges the changes into `context` instead of the current one.
@@ -236,66 +285,18 @@ impl Changes {
     pub fn apply_to(self, context: &mut Context) {
         context.run(|| self.apply());
     }
+}
 
-    /// `apply`, then adds the recorded changes to the current context's own record, so that
-    /// a plain `.await` of the task this runs in delivers them further up.
-    pub(crate) fn apply_and_record(mut self) {
-        self.entries.retain(|change| change.var.var_flows_back());
-        if self.entries.is_empty() {
-            return;
-        }
-        // Read the parent's values, then run merge functions with nothing borrowed: they are
-        // user code, and may panic or read variables themselves. The entries themselves hold
-        // the intermediate values, so a merge allocates nothing of its own.
-        current::read(|map| {
-            for change in &mut self.entries {
-                change.parent = map.get(change.key).cloned();
-            }
-        });
-        for change in &mut self.entries {
-            let (base, parent, child) = (change.base.as_ref(), change.parent.as_ref(), change.child.as_ref());
-            change.outcome = if value::same(parent, base) {
-                Outcome::Write(change.child.take())
-            } else if value::same(parent, child) {
-                // Already there.
-                Outcome::Keep
-            } else {
-                let any = child.or(base).or(parent);
-                let merged = any.and_then(|any| any.merge(base, parent, child));
-                Outcome::Write(merged.or_else(|| change.child.take()))
-            };
-        }
-        // Nothing to write (every change stays behind, or is already there): leave the
-        // current context alone, which also lets a task without a context of its own join.
-        let Some(first) = self.entries.iter().find(|change| matches!(change.outcome, Outcome::Write(_)))
-        else {
-            return;
-        };
-        let recorded: Vec<(u32, &'static dyn AnyVar, Option<Value>)> = self
-            .entries
-            .iter()
-            .filter_map(|change| match &change.outcome {
-                Outcome::Write(result) if change.recorded => Some((change.key, change.var, result.clone())),
-                _ => None,
-            })
-            .collect();
-        current::write(first.var.var_name(), |map, _| {
-            for change in &mut self.entries {
-                if let Outcome::Write(result) = std::mem::replace(&mut change.outcome, Outcome::Keep) {
-                    // What is replaced waits in the entry, to be dropped with nothing borrowed.
-                    change.parent = map.update(change.key, !change.var.var_inherits(), |slot| {
-                        std::mem::replace(slot, result)
-                    });
-                }
-            }
-        });
-        // Record before dropping what was replaced: the changes have landed, and a `Drop`
-        // that panics must not keep them from flowing further up.
-        if !recorded.is_empty() {
-            propagate::record(recorded);
-        }
-        drop(self);
-    }
+/// What applying one change does to the current context: the scratch of [`Changes::apply`].
+struct Landing {
+    /// The parent's value before the apply.
+    parent: Option<Value>,
+    /// What to write (`Some(None)`: unset the variable); `None`: leave the value.
+    write: Option<Option<Value>>,
+    /// Whether the key gets marked.
+    mark: Mark,
+    /// What the write replaced.
+    replaced: Option<Value>,
 }
 
 impl fmt::Debug for Changes {

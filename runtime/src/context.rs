@@ -161,8 +161,7 @@ impl Context {
     /// assert!(!ctx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        // The record `propagate_back` keeps for the joins is not a variable of the user's.
-        !self.map.has_key_other_than(crate::propagate::record_key())
+        !self.map.has_values()
     }
 
     /// Runs `f` with this context as the thread's current one; the changes `f` makes land in
@@ -205,16 +204,10 @@ impl Context {
 }
 
 impl Context {
-    /// Calls `f` for every variable set in this context, which is every entry of the map
-    /// but one: the record `#[propagate(back)]` keeps for the joins is no variable of the
-    /// user's.
+    /// Calls `f` for every variable set in this context: every value of the map (its marks
+    /// are no variables).
     fn for_each_var(&self, mut f: impl FnMut(&'static dyn AnyVar)) {
-        let record_key = crate::propagate::record_key();
-        self.map.for_each(&mut |key, value| {
-            if key != record_key {
-                f(value.var());
-            }
-        });
+        self.map.for_each(&mut |_, value| f(value.var()));
     }
 }
 

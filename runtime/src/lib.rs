@@ -27,6 +27,7 @@ mod changes;
 mod context;
 mod current;
 mod error;
+mod join;
 mod map;
 mod propagate;
 mod scope;
@@ -40,7 +41,7 @@ mod var;
 pub use changes::Changes;
 pub use context::Context;
 pub use error::Error;
-pub use propagate::{BackGuard, propagate_back, propagate_back_on_finish};
+pub use propagate::{PropagateBack, propagate_back, propagate_back_async};
 pub use scope::Scope;
 #[doc(hidden)]
 pub use support::{assert_send_argument, assert_send_argument_type, new_context_var};

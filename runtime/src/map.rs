@@ -7,8 +7,12 @@
 //! the trie is as shallow as the highest key allows: one level up to 16 variables, three up
 //! to 4,096.
 //!
-//! Every node also keeps, per slot, whether a variable that is not inherited lives below it,
-//! so that the copy into a child task skips straight to those variables.
+//! Every node also keeps two bitmaps per slot: whether a variable that is not inherited lives
+//! below it, so that the copy into a child task skips straight to those variables; and
+//! whether a *marked* key lives below it. A key is marked where a `#[propagate(back)]`
+//! function's change (or a join's delivery of one) landed: a plain `.await` of the task
+//! delivers the marked keys, found without visiting the unmarked subtrees. A mark belongs to
+//! the key, not to the value: it stays when the value is replaced or unset.
 
 use std::sync::Arc;
 
@@ -41,6 +45,8 @@ struct Branch {
     present: u32,
     /// Bit `i`: some variable below `children[i]` is not inherited.
     not_inherited: u32,
+    /// Bit `i`: some key below `children[i]` is marked.
+    marked: u32,
 }
 
 #[derive(Clone, Default)]
@@ -50,6 +56,8 @@ struct Leaf {
     present: u32,
     /// Bit `i`: `values[i]` belongs to a variable that is not inherited.
     not_inherited: u32,
+    /// Bit `i`: key `i` is marked (whether or not it holds a value).
+    marked: u32,
 }
 
 impl Node {
@@ -57,11 +65,12 @@ impl Node {
         if height == 0 { Node::Leaf(Leaf::default()) } else { Node::Branch(Branch::default()) }
     }
 
+    /// Neither a value nor a mark: the node can go.
     #[inline]
     fn is_empty(&self) -> bool {
         match self {
             Node::Branch(b) => b.present == 0,
-            Node::Leaf(l) => l.present == 0,
+            Node::Leaf(l) => l.present == 0 && l.marked == 0,
         }
     }
 
@@ -71,6 +80,22 @@ impl Node {
             Node::Leaf(l) => l.not_inherited,
         }
     }
+
+    fn marked(&self) -> u32 {
+        match self {
+            Node::Branch(b) => b.marked,
+            Node::Leaf(l) => l.marked,
+        }
+    }
+}
+
+/// What `Map::update` does to the mark of the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Leaves it as it is.
+    Keep,
+    /// Marks the key.
+    Set,
 }
 
 #[inline]
@@ -141,7 +166,7 @@ impl Map {
 
     /// Calls `f` with the slot of `key`, creating the path to it; shared nodes on that path
     /// are copied first. `not_inherited` says whether the variable of `key` is kept from
-    /// children. Empty nodes left behind are removed.
+    /// children. The key's mark is left as it is. Empty nodes left behind are removed.
     #[inline]
     pub(crate) fn update<R>(
         &mut self,
@@ -149,12 +174,24 @@ impl Map {
         not_inherited: bool,
         f: impl FnOnce(&mut Option<Value>) -> R,
     ) -> R {
+        self.update_marked(key, not_inherited, Mark::Keep, f)
+    }
+
+    /// [`update`](Self::update), which also sets or clears the key's mark.
+    #[inline]
+    pub(crate) fn update_marked<R>(
+        &mut self,
+        key: u32,
+        not_inherited: bool,
+        mark: Mark,
+        f: impl FnOnce(&mut Option<Value>) -> R,
+    ) -> R {
         while !covers(self.height, key) {
             self.grow();
         }
         let height = self.height;
         let root = self.root.get_or_insert_with(|| Arc::new(Node::empty(height)));
-        let result = update_node(Arc::make_mut(root), height, key, not_inherited, f);
+        let result = update_node(Arc::make_mut(root), height, key, not_inherited, mark, f);
         if root.is_empty() {
             self.root = None;
             self.height = 0;
@@ -171,6 +208,9 @@ impl Map {
                 if old.not_inherited() != 0 {
                     branch.not_inherited = 1;
                 }
+                if old.marked() != 0 {
+                    branch.marked = 1;
+                }
                 branch.children[0] = Some(old);
                 self.root = Some(Arc::new(Node::Branch(branch)));
                 self.height += 1;
@@ -178,13 +218,14 @@ impl Map {
         }
     }
 
-    /// This map without the values of variables that are not inherited, or `None` when
-    /// there are none to leave out (the map itself is then the child's start). Copies only
-    /// the paths that lead to them.
+    /// This map without the values of variables that are not inherited and without marks
+    /// (a child delivers only what was marked in it), or `None` when there is nothing to leave
+    /// out (the map itself is then the child's start). Copies only the paths that lead to
+    /// them.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
     pub(crate) fn inherited(&self) -> Option<Map> {
         match &self.root {
-            Some(root) if root.not_inherited() != 0 => {
+            Some(root) if root.not_inherited() | root.marked() != 0 => {
                 let root = strip(root);
                 Some(Map { height: if root.is_some() { self.height } else { 0 }, root })
             }
@@ -200,31 +241,64 @@ impl Map {
         diff_rec(Sub::of(before), Sub::of(after), height, 0, f);
     }
 
-    /// Whether the map holds a key other than `except`; stops at the first one.
-    pub(crate) fn has_key_other_than(&self, except: u32) -> bool {
-        fn walk(node: &Node, height: u32, prefix: u32, except: u32) -> bool {
-            let present = match node {
-                Node::Branch(branch) => branch.present,
-                Node::Leaf(leaf) => leaf.present,
-            };
-            let mut slots = present;
+    /// Whether the map holds a value (and not only marks); stops at the first one.
+    pub(crate) fn has_values(&self) -> bool {
+        fn walk(node: &Node) -> bool {
+            match node {
+                Node::Leaf(leaf) => leaf.present != 0,
+                Node::Branch(branch) => branch.children.iter().flatten().any(|child| walk(child)),
+            }
+        }
+        self.root.as_deref().is_some_and(walk)
+    }
+
+    /// Whether `key` is marked.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+    pub(crate) fn is_marked(&self, key: u32) -> bool {
+        let Some(mut node) = self.root.as_deref() else { return false };
+        if !covers(self.height, key) {
+            return false;
+        }
+        let mut height = self.height;
+        loop {
+            let bit = 1 << index(key, height);
+            if node.marked() & bit == 0 {
+                return false;
+            }
+            match node {
+                Node::Branch(branch) => {
+                    let Some(child) = branch.children[index(key, height)].as_deref() else { return false };
+                    node = child;
+                    height -= 1;
+                }
+                Node::Leaf(_) => return true,
+            }
+        }
+    }
+
+    /// Calls `f(key, value)` for every marked key, in key order. Subtrees without a mark are
+    /// not visited: the cost follows the number of marked keys.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+    pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&Value>)) {
+        fn walk(node: &Node, height: u32, prefix: u32, f: &mut impl FnMut(u32, Option<&Value>)) {
+            let mut slots = node.marked();
             while slots != 0 {
                 let i = slots.trailing_zeros();
                 slots &= slots - 1;
                 let key = prefix | (i << (height * BITS));
-                let found = match node {
-                    Node::Leaf(_) => key != except,
-                    Node::Branch(branch) => branch.children[i as usize]
-                        .as_deref()
-                        .is_some_and(|child| walk(child, height - 1, key, except)),
-                };
-                if found {
-                    return true;
+                match node {
+                    Node::Leaf(leaf) => f(key, leaf.values[i as usize].as_ref()),
+                    Node::Branch(branch) => {
+                        if let Some(child) = branch.children[i as usize].as_deref() {
+                            walk(child, height - 1, key, f);
+                        }
+                    }
                 }
             }
-            false
         }
-        self.root.as_deref().is_some_and(|root| walk(root, self.height, 0, except))
+        if let Some(root) = self.root.as_deref() {
+            walk(root, self.height, 0, f);
+        }
     }
 
     /// Every key and value, in key order.
@@ -242,6 +316,7 @@ fn update_node<R>(
     height: u32,
     key: u32,
     not_inherited: bool,
+    mark: Mark,
     f: impl FnOnce(&mut Option<Value>) -> R,
 ) -> R {
     let i = index(key, height);
@@ -252,18 +327,23 @@ fn update_node<R>(
             let present = leaf.values[i].is_some();
             set_bit(&mut leaf.present, bit, present);
             set_bit(&mut leaf.not_inherited, bit, present && not_inherited);
+            if mark == Mark::Set {
+                leaf.marked |= bit;
+            }
             result
         }
         Node::Branch(branch) => {
             let child = branch.children[i].get_or_insert_with(|| Arc::new(Node::empty(height - 1)));
             let child_node = Arc::make_mut(child);
-            let result = update_node(child_node, height - 1, key, not_inherited, f);
+            let result = update_node(child_node, height - 1, key, not_inherited, mark, f);
             let (empty, below) = (child_node.is_empty(), child_node.not_inherited() != 0);
+            let marked_below = child_node.marked() != 0;
             if empty {
                 branch.children[i] = None;
             }
             set_bit(&mut branch.present, bit, !empty);
             set_bit(&mut branch.not_inherited, bit, below);
+            set_bit(&mut branch.marked, bit, marked_below);
             result
         }
     }
@@ -276,7 +356,7 @@ fn set_bit(bits: &mut u32, bit: u32, on: bool) {
 
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
 fn strip(node: &Arc<Node>) -> Option<Arc<Node>> {
-    if node.not_inherited() == 0 {
+    if node.not_inherited() | node.marked() == 0 {
         return Some(Arc::clone(node));
     }
     let mut copy = Node::clone(node);
@@ -289,15 +369,17 @@ fn strip(node: &Arc<Node>) -> Option<Arc<Node>> {
             }
             leaf.present &= !leaf.not_inherited;
             leaf.not_inherited = 0;
+            leaf.marked = 0;
         }
         Node::Branch(branch) => {
             for i in 0..WIDTH {
-                if branch.not_inherited & (1 << i) != 0 {
+                if (branch.not_inherited | branch.marked) & (1 << i) != 0 {
                     branch.children[i] = branch.children[i].as_ref().and_then(strip);
                     set_bit(&mut branch.present, 1 << i, branch.children[i].is_some());
                 }
             }
             branch.not_inherited = 0;
+            branch.marked = 0;
         }
     }
     if copy.is_empty() { None } else { Some(Arc::new(copy)) }
@@ -504,14 +586,51 @@ mod tests {
     }
 
     #[test]
-    fn has_key_other_than_looks_past_the_excepted_key() {
+    fn has_values_ignores_marks() {
         let mut map = Map::default();
-        assert!(!map.has_key_other_than(7));
+        assert!(!map.has_values());
+        map.update_marked(4_000, false, Mark::Set, |slot| *slot = None);
+        assert!(!map.has_values() && !map.is_empty());
         map.update(7, false, |slot| *slot = Some(val(7)));
-        assert!(!map.has_key_other_than(7));
-        assert!(map.has_key_other_than(8));
-        map.update(4_000, false, |slot| *slot = Some(val(1)));
-        assert!(map.has_key_other_than(7));
+        assert!(map.has_values());
+    }
+
+    fn marked_keys(map: &Map) -> Vec<(u32, Option<u32>)> {
+        let mut keys = Vec::new();
+        map.for_each_marked(&mut |key, value| {
+            keys.push((key, value.and_then(|stored| crate::value::typed(&V, stored)).copied()))
+        });
+        keys
+    }
+
+    #[test]
+    fn marks_stay_with_the_key_and_are_listed_in_key_order() {
+        let mut map = Map::default();
+        map.update(1, false, |slot| *slot = Some(val(1)));
+        map.update_marked(300, false, Mark::Set, |slot| *slot = Some(val(3)));
+        map.update_marked(2, false, Mark::Set, |slot| *slot = Some(val(2)));
+        let snapshot = map.clone();
+        // A plain write keeps the mark; an unset keeps it too (the unset is what flows).
+        map.update(300, false, |slot| *slot = None);
+        assert_eq!(marked_keys(&map), [(2, Some(2)), (300, None)]);
+        assert!(map.is_marked(300) && map.is_marked(2) && !map.is_marked(1) && !map.is_marked(70_000));
+        assert_eq!(marked_keys(&snapshot), [(2, Some(2)), (300, Some(3))]);
+        // Without its values the map still holds the marks: the unsets flow.
+        map.update(1, false, |slot| *slot = None);
+        map.update(2, false, |slot| *slot = None);
+        assert!(!map.is_empty() && !map.has_values());
+        assert_eq!(marked_keys(&map), [(2, None), (300, None)]);
+    }
+
+    #[test]
+    fn inherited_leaves_marks_out() {
+        let mut map = Map::default();
+        map.update_marked(5, false, Mark::Set, |slot| *slot = Some(val(5)));
+        map.update_marked(600, false, Mark::Set, |slot| *slot = None);
+        let child = map.inherited().expect("marks to leave out");
+        assert_eq!(read(&child, 5), Some(5));
+        assert!(marked_keys(&child).is_empty());
+        assert_eq!(marked_keys(&map).len(), 2);
     }
 
     #[test]

@@ -1,151 +1,142 @@
-//! What `#[propagate(back)]` records, and how a join finds it.
+//! `#[propagate(back)]` as a transaction: the function runs in a copy of its caller's
+//! context, and only when it completes do its changes land in the context it returns into.
 //!
-//! A `#[propagate(back)]` function takes an O(1) snapshot when it is entered. When it
-//! returns, the difference between that snapshot and the context it leaves (restricted to
-//! the listed variables, if any) is added to a record kept in the context itself, under a
-//! hidden variable that neither flows into children nor back by merge. A plain `.await` on a
-//! [`JoinHandle`](crate::JoinHandle) applies the child's record to the awaiting context and
-//! adds it to that context's own record, so the changes keep flowing up through every join.
+//! The copy is O(1) (a snapshot of the persistent map). At completion the changes from the
+//! copy at entry to the copy at exit, restricted to the listed variables and to those that
+//! flow back, are merged three ways into the context current then (base: the copy at entry,
+//! parent: that context, child: the copy at exit), and their keys are marked there so that a
+//! plain `.await` of the task delivers them on (see `join.rs`). A panic, or a future dropped
+//! before it completes, lands nothing. The cost follows the number of changes the function
+//! made: nothing is accumulated between calls but the marks in the map's nodes.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
 
+use pin_project_lite::pin_project;
+
+use crate::changes::Changes;
+use crate::context::Context;
 use crate::current;
 use crate::map::Map;
-use crate::value::Value;
-use crate::var::{AnyVar, ContextVar};
+use crate::scope::Scope;
+use crate::var::AnyVar;
 
-/// Recorded changes: key, variable, value (`None`: unset), in key order.
-pub(crate) type Record = Arc<Vec<(u32, &'static dyn AnyVar, Option<Value>)>>;
-
-static RECORD: ContextVar<Option<Record>> =
-    ContextVar::new("contextvars::propagated", || None).inherit(false).back(false);
-
-pub(crate) fn record_key() -> u32 {
-    RECORD.key()
-}
-
-/// The record of `map`, if any function recorded there.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
-pub(crate) fn record_of(map: &Map) -> Option<Record> {
-    map.get(RECORD.key()).and_then(|stored| crate::value::typed(&RECORD, stored)).cloned().flatten()
-}
-
-/// Adds `changes` to the current context's record; later values of a variable replace
-/// earlier ones.
-pub(crate) fn record(changes: Vec<(u32, &'static dyn AnyVar, Option<Value>)>) {
-    let mut merged: Vec<_> = RECORD.with(|old| old.as_ref().map(|old| old.to_vec()).unwrap_or_default());
-    for change in changes {
-        match merged.binary_search_by_key(&change.0, |entry| entry.0) {
-            Ok(at) => merged[at] = change,
-            Err(at) => merged.insert(at, change),
-        }
-    }
-    let _ = RECORD.set(Some(Arc::new(merged)));
-}
-
-/// Records, when dropped, the changes made since it was created: what a
-/// `#[propagate(back)]` function expands to. Made by [`propagate_back`].
+/// Runs `f` in a copy of the current context and, when it returns, lands its changes in the
+/// current context: what `#[propagate(back)]` on a function expands to. `vars` restricts the
+/// changes to the listed variables (`#[propagate(back(A, B))]`).
 ///
-/// Nothing is recorded when it is dropped by a panic: a panicking child delivers nothing.
-#[must_use = "the changes are recorded when the guard is dropped"]
-pub struct BackGuard {
-    entry: Map,
-    only: Option<&'static [&'static dyn AnyVar]>,
-    /// Whether a drop (other than by a panic) records: true for a guard of a sync function,
-    /// which can only end by returning or panicking. An async function's future can also be
-    /// dropped half-way (cancelled); its guard records only when `finish` is called.
-    record_on_drop: bool,
-}
-
-/// Starts recording the current function's changes for whoever joins this task or thread;
-/// `only` restricts them to the listed variables. The `#[propagate(back)]` attribute calls
-/// this; use it by hand where a macro does not fit.
+/// The changes are merged three ways (base: the context at the call, parent: the caller's
+/// context now, child: the copy as `f` left it; a variable's `merge` decides when both sides
+/// changed it) and marked, so that a plain `.await` of the task or thread this runs in
+/// delivers them to whoever awaits it. If `f` panics, nothing lands.
+///
+/// The caller's context keeps its identity: a token it made before the call still resets in
+/// it afterwards. A token made inside `f` belongs to the copy, and resets only inside `f`.
 ///
 /// ```
 /// use contextvars_runtime::{ContextVar, propagate_back};
 /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
 ///
 /// fn authenticate() {
-///     let _back = propagate_back(None);
-///     USER.set(Some("ada".into()));
+///     propagate_back(None, || {
+///         USER.set(Some("ada".into()));
+///     })
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// authenticate();
+/// assert_eq!(USER.get().as_deref(), Some("ada"));
+/// USER.set(None);
 /// contextvars_runtime::spawn_blocking(authenticate).await.unwrap();
 /// assert_eq!(USER.get().as_deref(), Some("ada")); // a plain `.await` delivered it
 /// # });
 /// ```
-pub fn propagate_back(only: Option<&'static [&'static dyn AnyVar]>) -> BackGuard {
-    BackGuard { entry: current::snapshot(), only, record_on_drop: true }
+pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl FnOnce() -> R) -> R {
+    let entry = current::snapshot();
+    let mut copy = Context { map: entry.clone(), id: 0 };
+    let output = copy.run(f);
+    land(entry, copy.map, vars);
+    output
 }
 
-/// Like [`propagate_back`], for an async function: records only when [`BackGuard::finish`]
-/// is called after the body completed, so that a future dropped half-way (cancelled by a
-/// `select!`, a timeout or an abort) delivers nothing, like a panicking one.
+/// Wraps `future` so that it runs in a copy of the context current at its first poll and,
+/// when it completes, lands its changes in the context current then: what
+/// `#[propagate(back)]` on an async function expands to. See [`propagate_back`] for the
+/// merge, the marks and the tokens.
+///
+/// A future dropped before it completes (cancelled by a `select!`, a timeout or an abort)
+/// lands nothing, nor does one that panics. Futures joined in one task (`join!`,
+/// `join_all`) each work on their own copy and merge as they complete.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, propagate_back_on_finish};
-/// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
+/// use contextvars_runtime::{ContextVar, propagate_back_async};
+/// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
+/// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0).merge(sum);
 ///
-/// async fn login() {
-///     let back = propagate_back_on_finish(None);
-///     USER.set(Some("ada".into()));
-///     back.finish();
+/// async fn hit(n: u32) {
+///     propagate_back_async(None, async move {
+///         tokio::task::yield_now().await;
+///         HITS.set(HITS.get() + n);
+///     })
+///     .await
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// contextvars_runtime::spawn(login()).await.unwrap();
-/// assert_eq!(USER.get().as_deref(), Some("ada"));
+/// tokio::join!(hit(1), hit(2), hit(3));
+/// assert_eq!(HITS.get(), 6); // no lost update: each merged into the caller
 /// # });
 /// ```
-pub fn propagate_back_on_finish(only: Option<&'static [&'static dyn AnyVar]>) -> BackGuard {
-    BackGuard { entry: current::snapshot(), only, record_on_drop: false }
+pub fn propagate_back_async<F: Future>(
+    vars: Option<&'static [&'static dyn AnyVar]>,
+    future: F,
+) -> PropagateBack<F> {
+    PropagateBack { vars, entry: None, scope: Context::new().scope(future) }
 }
 
-impl BackGuard {
-    /// Records the changes made since the guard was created, now.
-    ///
-    /// ```
-    /// use contextvars_runtime::propagate_back;
-    /// let back = propagate_back(None);
-    /// back.finish();
-    /// ```
-    pub fn finish(mut self) {
-        self.record();
-        self.record_on_drop = false;
+pin_project! {
+    /// The future of [`propagate_back_async`]: runs the inner future in a copy of the context
+    /// and lands its changes when it completes.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct PropagateBack<F> {
+        vars: Option<&'static [&'static dyn AnyVar]>,
+        // The copy as it was at the first poll; `None` before it.
+        entry: Option<Map>,
+        #[pin]
+        scope: Scope<F>,
     }
+}
 
-    fn record(&mut self) {
-        let entry = std::mem::take(&mut self.entry);
-        let now = current::snapshot();
-        let record_key = record_key();
-        let keys: Option<Vec<u32>> = self.only.map(|vars| vars.iter().map(|var| var.var_key()).collect());
-        let mut changes = Vec::new();
-        Map::diff(&entry, &now, &mut |key, before, after| {
-            if key == record_key || keys.as_ref().is_some_and(|keys| !keys.contains(&key)) {
-                return;
-            }
-            if let Some(var) = after.or(before).map(|v| v.var()) {
-                changes.push((key, var, after.cloned()));
-            }
-        });
-        drop((entry, now));
-        if !changes.is_empty() {
-            record(changes);
+impl<F: Future> Future for PropagateBack<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if this.entry.is_none() {
+            // Copied at the first poll, not at the call: the future may be created long
+            // before it runs, and its changes are relative to where it ran.
+            let entry = current::snapshot();
+            this.scope.as_mut().enter_copy_of(entry.clone());
+            *this.entry = Some(entry);
         }
+        let (output, exit) = ready!(this.scope.poll_with_context(cx));
+        let entry = this.entry.take().expect("`PropagateBack` polled after completion");
+        land(entry, exit.map, *this.vars);
+        Poll::Ready(output)
     }
 }
 
-impl Drop for BackGuard {
-    fn drop(&mut self) {
-        if self.record_on_drop && !std::thread::panicking() {
-            self.record();
-        }
-    }
-}
-
-impl std::fmt::Debug for BackGuard {
+impl<F> std::fmt::Debug for PropagateBack<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackGuard").finish_non_exhaustive()
+        f.debug_struct("PropagateBack").field("started", &self.entry.is_some()).finish_non_exhaustive()
     }
+}
+
+/// Merges the changes from `entry` to `exit` into the current context and marks them.
+fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+    let changes = Changes::landing(&entry, &exit, vars);
+    // Let go of the copy first: the caller's context may then own its nodes again and take
+    // the changes in place.
+    drop((entry, exit));
+    changes.apply();
 }

@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 
 use crate::context::Context;
 use crate::current::{self, Entered, Frame};
+use crate::map::Map;
 
 pin_project! {
     /// A future running in a context of its own: the context is swapped in for every poll
@@ -65,9 +66,16 @@ impl<F: Future> Scope<F> {
         Context { map: self.frame.map.clone(), id: 0 }
     }
 
+    /// Replaces the scope's context, before its first poll, with a fresh copy (a new
+    /// identity for tokens) of `map`: `PropagateBack` takes its copy when first polled.
+    pub(crate) fn enter_copy_of(self: Pin<&mut Self>, map: Map) {
+        let frame = self.project().frame;
+        frame.map = map;
+        frame.id = 0;
+    }
+
     /// Polls the inner future in the scope's context and, once it is ready (the inner future
     /// is then dropped, still in its context), also returns that context.
-    #[cfg(feature = "tokio")]
     pub(crate) fn poll_with_context(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,

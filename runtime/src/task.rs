@@ -7,11 +7,10 @@ use std::task::{Context as TaskContext, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use crate::changes::Changes;
 use crate::context::Context;
 use crate::current;
+use crate::join::{self, Deliver};
 use crate::map::Map;
-use crate::propagate;
 use crate::scope::Scope;
 
 /// Why a task did not finish: it panicked or was aborted (tokio's own type).
@@ -169,31 +168,14 @@ impl<T> JoinHandle<T> {
         self.inner.is_finished()
     }
 
-    /// Polls the child and, once it finished, merges its changes (all of them, or only the
-    /// recorded ones) into the current context.
-    fn poll_join(&mut self, cx: &mut TaskContext<'_>, all: bool) -> Poll<Result<T, JoinError>> {
+    /// Polls the child and, once it finished, delivers `what` of its changes into the current
+    /// context.
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>, what: Deliver) -> Poll<Result<T, JoinError>> {
         let (output, end) = match ready!(Pin::new(&mut self.inner).poll(cx)) {
             Ok(finished) => finished,
             Err(error) => return Poll::Ready(Err(error)),
         };
-        let fork = std::mem::take(&mut self.fork);
-        let start = self.start.take();
-        let record = propagate::record_of(&end.map);
-        let changes = match (all, &record) {
-            (true, _) => {
-                let mut changes = Changes::forked(&fork, start.as_ref().unwrap_or(&fork), &end.map);
-                if let Some(record) = &record {
-                    changes.mark_recorded(record);
-                }
-                changes
-            }
-            (false, Some(record)) => Changes::recorded(&fork, record),
-            (false, None) => Changes::default(),
-        };
-        // Let go of the child's maps first: the awaiting context may then own its nodes
-        // again and take the changes in place.
-        drop((fork, start, end, record));
-        changes.apply_and_record();
+        join::deliver(std::mem::take(&mut self.fork), self.start.take(), end.map, what);
         Poll::Ready(Ok(output))
     }
 }
@@ -202,7 +184,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.poll_join(cx, false)
+        self.poll_join(cx, Deliver::Marked)
     }
 }
 
@@ -238,7 +220,7 @@ impl<T> Future for MergeBack<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.handle.poll_join(cx, true)
+        self.handle.poll_join(cx, Deliver::All)
     }
 }
 

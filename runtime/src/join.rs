@@ -1,0 +1,38 @@
+//! What a join delivers from a finished child (task or thread) to the code that joins it.
+//!
+//! Every join goes through [`deliver`]: the child's context at its fork, at its start and
+//! at its end are all it needs, whatever ran the child.
+
+use crate::changes::Changes;
+use crate::map::Map;
+
+/// Which of a child's changes a join delivers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
+pub(crate) enum Deliver {
+    /// A plain `.await`: for each key marked in the child's final context (where a
+    /// `#[propagate(back)]` function's change, or a join's delivery of one, landed), the
+    /// child's final value, unless it is the value the child started with. Marked where it
+    /// lands, so that it flows on up through every plain `.await`.
+    Marked,
+    /// `merge_back()`: every change from the child's start to its end; those to keys marked
+    /// in the child are marked where they land.
+    All,
+}
+
+/// Merges what `what` selects of the child's changes into the current context, three ways:
+/// base = `fork` (the parent's context at the spawn), parent = the current context,
+/// child = `end` (the child's final context). `start` is where the child began when it
+/// differs from `fork` (variables that are not inherited, and marks, are left out of it).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
+pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
+    let from = start.as_ref().unwrap_or(&fork);
+    let changes = match what {
+        Deliver::Marked => Changes::marked(&fork, from, &end),
+        Deliver::All => Changes::forked(&fork, from, &end, true),
+    };
+    // Let go of the child's maps first: the current context may then own its nodes again and
+    // take the changes in place.
+    drop((fork, start, end));
+    changes.apply();
+}
