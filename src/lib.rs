@@ -55,7 +55,8 @@
 //!     #[context_var(back = false)] static SCRATCH: u32;
 //! }
 //!
-//! #[propagate(back)]                    // its changes reach whoever awaits its task or thread
+//! #[propagate(back)]                    // runs in a copy; its changes land when it returns,
+//!                                       // and reach whoever awaits its task or thread
 //! fn authenticate(token: &str) { USER.set(Some(format!("user-{token}"))); SCRATCH.set(1); }
 //!
 //! #[propagate(back(USER, REQUEST_ID))]  // only these variables flow back

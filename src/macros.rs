@@ -104,19 +104,33 @@ pub use contextvars_macros::context_vars;
 ///
 /// | mode | the changes the body makes |
 /// |---|---|
-/// | `back` | flow back to whoever awaits the task or thread the function runs in |
+/// | `back` | land in the caller's context when it returns, and flow on to whoever awaits the task or thread |
 /// | `back(VAR, …)` | the same, for the listed variables only |
 /// | `down` | stay where they are: the body runs as written (what an unmarked function does) |
 /// | `none` | are discarded: the body runs in a copy of the current context |
 ///
-/// It goes on sync and async functions, free functions and methods. `back` records the
-/// changes on every way out of the body (its end, `return`, `?`), not when it panics nor,
-/// for an `async fn`, when its future is dropped before it finished (cancelled by a
-/// `select!`, a timeout or an abort); what is recorded is the difference between the
-/// context at the function's entry and at its exit. A plain `.await` of a [`JoinHandle`](crate::JoinHandle) then applies them to the awaiting
-/// context, with the three-way merge of [`Changes::apply`](crate::Changes::apply), and they
-/// keep flowing up through every join above. (On a sync function returning a future, the
-/// recording ends when the function returns, before the future runs: write an `async fn`.)
+/// It goes on sync and async functions, free functions and methods. With `back` the body
+/// runs in an O(1) copy of the caller's context. When it returns (on every way out: its end,
+/// `return`, `?`; for an `async fn`, when its body completes) its changes from entry to exit,
+/// restricted to the listed variables and to those that flow back, land in the context it
+/// returns into by the three-way merge: base = the copy at entry, parent = the caller's
+/// context now, child = the copy at exit; when both sides changed a variable its `merge`
+/// decides, else the function wins. A panic lands nothing, nor does an `async fn` whose
+/// future is dropped before it completed (cancelled by a `select!`, a timeout or an abort).
+/// Changes to variables that do not land stay in the copy. Futures joined in one task
+/// (`join!`, `join_all`) each work on their own copy and merge, so no update is lost where a
+/// merge function is declared.
+///
+/// The caller keeps its context: a token it made before the call still resets after it; a
+/// token made inside the function resets only inside it.
+///
+/// The variables that land are marked in the receiving context. A plain `.await` of a
+/// [`JoinHandle`](crate::JoinHandle) delivers, for each variable marked in the child, the
+/// child's final value by the three-way merge against the fork (nothing when that is the
+/// value the child started with), and marks it in turn, so it flows up through every plain
+/// `.await`; see [`Changes::apply`](crate::Changes::apply) for the merge. (On a sync function
+/// returning a future, the copy ends when the function returns, before the future runs: write
+/// an `async fn`.)
 ///
 /// ```
 /// use contextvars::{context_var, propagate};
@@ -134,7 +148,7 @@ pub use contextvars_macros::context_vars;
 /// #[propagate(back(USER))]
 /// async fn login(id: u64) -> Result<(), String> {
 ///     USER.set(Some("ada".into()));
-///     REQUEST_ID.set(id); // not listed: stays in the task
+///     REQUEST_ID.set(id); // not listed: stays in the function's copy
 ///     Ok(())
 /// }
 ///
@@ -145,6 +159,33 @@ pub use contextvars_macros::context_vars;
 ///
 /// contextvars::spawn(login(7)).await.unwrap().unwrap();
 /// assert_eq!((USER.get().as_deref(), REQUEST_ID.get()), (Some("ada"), 0));
+/// # }
+/// ```
+///
+/// In one task the changes land as each call completes, and calls joined there each work on
+/// their own copy and merge:
+///
+/// ```
+/// use contextvars::{context_var, propagate};
+///
+/// fn sum(base: &u64, parent: &u64, child: &u64) -> u64 {
+///     parent + child - base
+/// }
+///
+/// #[context_var(merge = sum)]
+/// static BYTES: u64;
+///
+/// #[propagate(back)]
+/// async fn read(n: u64) {
+///     let before = BYTES.get();
+///     tokio::task::yield_now().await; // the three calls overlap
+///     BYTES.set(before + n);
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// tokio::join!(read(1), read(2), read(4));
+/// assert_eq!(BYTES.get(), 7); // without `merge = sum`, the last to finish would win: 4
 /// # }
 /// ```
 ///

@@ -271,3 +271,19 @@ async fn only_listed_variables_that_flow_back_land() {
     });
     assert_eq!((N.get(), NOT_BACK.get(), PLAIN.get()), (1, 0, 0));
 }
+
+#[tokio::test]
+async fn a_variable_changed_and_put_back_inside_a_call_is_not_marked() {
+    contextvars::spawn(async {
+        propagate_back(None, || {
+            let token = N.set(1);
+            bump(); // lands in this call's copy, marked there
+            N.reset(token).unwrap(); // back to the value at the call's entry: no change
+        });
+        // Not marked in the task, so this plain set stays in the task.
+        N.set(5);
+    })
+    .await
+    .unwrap();
+    assert!(!N.is_set());
+}

@@ -14,8 +14,14 @@
 //!   [`Scope`] enters one for every poll of a future.
 //! * [`Changes`] is the difference between two contexts; [`Changes::apply`] merges it into the
 //!   current context with a three-way merge (fork point, parent, child).
+//! * [`propagate_back`] and [`propagate_back_async`] (what `#[propagate(back)]` expands to)
+//!   run a function in an O(1) copy of the current context and, when it completes, merge its
+//!   changes into the context it returns into and mark them there; a panic or a cancellation
+//!   lands nothing.
 //! * With the `tokio` feature, [`spawn`] and [`spawn_blocking`] copy the current context into
-//!   the child, and [`JoinHandle::merge_back`] brings the child's changes back.
+//!   the child. Awaiting the [`JoinHandle`] delivers the final values of the variables marked
+//!   in the child (and marks them, so they flow on up); [`JoinHandle::merge_back`] brings all
+//!   the child's changes back.
 // `unsafe` is denied everywhere but in the two downcasts of `value.rs`, each with its SAFETY
 // argument (see BENCHMARKS.md for the measurement that asked for them).
 #![deny(unsafe_code)]

@@ -241,6 +241,29 @@ impl Map {
         diff_rec(Sub::of(before), Sub::of(after), height, 0, f);
     }
 
+    /// Whether both maps are the same map (not merely equal): O(1).
+    pub(crate) fn same(&self, other: &Map) -> bool {
+        self.height == other.height
+            && match (&self.root, &other.root) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
+    /// key whose value differs, and gives up (returns `false`) at a key whose mark alone
+    /// differs, when `f` returns `false`, or when the maps are of different heights. Shared
+    /// subtrees are skipped.
+    pub(crate) fn diff_exact(
+        before: &Map,
+        after: &Map,
+        f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>) -> bool,
+    ) -> bool {
+        before.height == after.height
+            && diff_exact_rec(before.root.as_ref(), after.root.as_ref(), before.height, 0, f)
+    }
+
     /// Whether the map holds a value (and not only marks); stops at the first one.
     pub(crate) fn has_values(&self) -> bool {
         fn walk(node: &Node) -> bool {
@@ -529,6 +552,71 @@ fn diff_nodes(
     }
 }
 
+fn diff_exact_rec(
+    x: Option<&Arc<Node>>,
+    y: Option<&Arc<Node>>,
+    height: u32,
+    prefix: u32,
+    f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>) -> bool,
+) -> bool {
+    if let (Some(x), Some(y)) = (x, y)
+        && Arc::ptr_eq(x, y)
+    {
+        return true;
+    }
+    match (x.map(|x| &**x), y.map(|y| &**y)) {
+        (None, None) => true,
+        (Some(Node::Branch(_)), _) | (_, Some(Node::Branch(_))) => {
+            fn child(node: Option<&Arc<Node>>, i: usize) -> Option<&Arc<Node>> {
+                match node.map(|node| &**node) {
+                    Some(Node::Branch(branch)) => branch.children[i].as_ref(),
+                    _ => None,
+                }
+            }
+            let present = |node: Option<&Arc<Node>>| match node.map(|node| &**node) {
+                Some(Node::Branch(branch)) => branch.present,
+                _ => 0,
+            };
+            let mut slots = present(x) | present(y);
+            while slots != 0 {
+                let i = slots.trailing_zeros() as usize;
+                slots &= slots - 1;
+                let key = prefix | ((i as u32) << (height * BITS));
+                if !diff_exact_rec(child(x, i), child(y, i), height - 1, key, f) {
+                    return false;
+                }
+            }
+            true
+        }
+        (lx, ly) => {
+            fn leaf(node: Option<&Node>) -> Option<&Leaf> {
+                match node {
+                    Some(Node::Leaf(leaf)) => Some(leaf),
+                    _ => None,
+                }
+            }
+            let (lx, ly) = (leaf(lx), leaf(ly));
+            let bits = |leaf: Option<&Leaf>| leaf.map_or((0, 0), |leaf| (leaf.present, leaf.marked));
+            let ((px, mx), (py, my)) = (bits(lx), bits(ly));
+            let mut slots = px | py | mx | my;
+            while slots != 0 {
+                let i = slots.trailing_zeros() as usize;
+                slots &= slots - 1;
+                let before = lx.and_then(|leaf| leaf.values[i].as_ref());
+                let after = ly.and_then(|leaf| leaf.values[i].as_ref());
+                if !crate::value::same(before, after) {
+                    if !f(prefix | i as u32, before, after) {
+                        return false;
+                    }
+                } else if (mx ^ my) & (1 << i) != 0 {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +708,26 @@ mod tests {
         map.update(2, false, |slot| *slot = None);
         assert!(!map.is_empty() && !map.has_values());
         assert_eq!(marked_keys(&map), [(2, None), (300, None)]);
+    }
+
+    #[test]
+    fn diff_exact_reports_values_and_gives_up_on_a_mark_alone() {
+        let mut before = Map::default();
+        before.update(1, false, |slot| *slot = Some(val(1)));
+        before.update(300, false, |slot| *slot = Some(val(3)));
+        let mut after = before.clone();
+        after.update(300, false, |slot| *slot = Some(val(4)));
+        let mut seen = Vec::new();
+        assert!(Map::diff_exact(&before, &after, &mut |key, _, _| {
+            seen.push(key);
+            true
+        }));
+        assert_eq!(seen, [300]);
+        // The same value, marked: no change, but not the same map either.
+        let mut marked = before.clone();
+        marked.update_marked(1, false, Mark::Set, |_| ());
+        assert!(!Map::diff_exact(&before, &marked, &mut |_, _, _| true));
+        assert!(!Map::diff_exact(&before, &after, &mut |_, _, _| false));
     }
 
     #[test]

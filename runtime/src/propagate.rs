@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use crate::changes::Changes;
 use crate::context::Context;
 use crate::current;
-use crate::map::Map;
+use crate::map::{Map, Mark};
 use crate::scope::Scope;
 use crate::var::AnyVar;
 
@@ -134,9 +134,57 @@ impl<F> std::fmt::Debug for PropagateBack<F> {
 
 /// Merges the changes from `entry` to `exit` into the current context and marks them.
 fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+    let exit = match land_unchanged(&entry, exit, vars) {
+        Ok(()) => return,
+        Err(exit) => exit,
+    };
     let changes = Changes::landing(&entry, &exit, vars);
     // Let go of the copy first: the caller's context may then own its nodes again and take
     // the changes in place.
     drop((entry, exit));
     changes.apply();
+}
+
+/// At most this many changes take the path of [`land_unchanged`].
+const FEW: usize = 4;
+
+/// The common case, in O(changes) with nothing allocated: the caller's context is still
+/// `entry` (a sync function's always is) and every change lands. The three-way merge then
+/// takes every change as it is, so the caller's context becomes `exit`, with the changed
+/// keys marked. Gives `exit` back when the case does not apply (also when a key's mark
+/// alone differs: the merge marks only what lands).
+fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Result<(), Map> {
+    let mut changed = [(0, false); FEW];
+    let mut count = 0;
+    let mut first = None;
+    let simple = Map::diff_exact(entry, &exit, &mut |key, before, after| {
+        let Some(var) = after.or(before).map(|value| value.var()) else { return true };
+        let lands =
+            var.var_flows_back() && vars.is_none_or(|vars| vars.iter().any(|listed| listed.var_key() == key));
+        if !lands || count == FEW {
+            return false;
+        }
+        changed[count] = (key, !var.var_inherits());
+        count += 1;
+        first.get_or_insert(var);
+        true
+    });
+    if !simple {
+        return Err(exit);
+    }
+    let Some(first) = first else { return Ok(()) };
+    let replaced = current::write(first.var_name(), |map, _| {
+        if !map.same(entry) {
+            return Err(exit);
+        }
+        let replaced = std::mem::replace(map, exit);
+        for &(key, not_inherited) in &changed[..count] {
+            map.update_marked(key, not_inherited, Mark::Set, |_| ());
+        }
+        Ok(replaced)
+    })
+    .1?;
+    // Dropped with the context released: a replaced value's `Drop` may read variables.
+    drop(replaced);
+    Ok(())
 }

@@ -20,8 +20,8 @@ pub use tokio::task::JoinError;
 ///
 /// The task starts with a snapshot of the spawner's context, without the variables declared
 /// `inherit(false)`. What it sets stays in its own context: awaiting the [`JoinHandle`]
-/// delivers the changes of its `#[propagate(back)]` functions, and
-/// [`merge_back`](JoinHandle::merge_back) delivers all of them.
+/// delivers the final values of the variables its `#[propagate(back)]` functions changed,
+/// and [`merge_back`](JoinHandle::merge_back) delivers all its changes.
 ///
 /// Must be called from within a tokio runtime, like `tokio::spawn`.
 ///
@@ -106,10 +106,14 @@ impl<F: Future> Future for Tracked<F> {
 
 /// A handle to a task or thread started by [`spawn`] or [`spawn_blocking`].
 ///
-/// Awaiting it gives the output (or the [`JoinError`] of a panic or an abort) and applies
-/// the changes the child's `#[propagate(back)]` functions made; [`merge_back`](Self::merge_back)
-/// applies all of the child's changes. Both merge into the context of the code that awaits
-/// (see [`Changes::apply`] for the rules). A panicked or aborted child delivers nothing.
+/// Awaiting it gives the output (or the [`JoinError`] of a panic or an abort) and delivers,
+/// for each variable marked in the child (where a `#[propagate(back)]` function's changes,
+/// or a join's delivery of them, landed), the child's final value, unless it is the value
+/// the child started with; the awaiting context marks what it received, so it flows on up.
+/// [`merge_back`](Self::merge_back) delivers all of the child's changes. Both merge three
+/// ways into the context of the code that awaits, against the parent's context at the spawn
+/// (see [`Changes::apply`](crate::Changes::apply) for the rules). A panicked or aborted child
+/// delivers nothing.
 ///
 /// Dropping the handle detaches the task, as with tokio; its changes are then lost.
 pub struct JoinHandle<T> {
@@ -123,7 +127,8 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     /// A future that waits for the child and merges all its changes (not only those of
-    /// `#[propagate(back)]` functions) into the awaiting context.
+    /// `#[propagate(back)]` functions) into the awaiting context; those marked in the child
+    /// are marked there too.
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, spawn};

@@ -1,0 +1,94 @@
+//! What one `#[propagate(back)]` call costs at its exit: one change made, then landed in the
+//! caller's context and marked there. The cost must follow the changes the call made, not
+//! how many variables earlier calls marked: measured in a fresh context and after 1,024 and
+//! 8,192 variables were marked, next to the plain `set` it wraps.
+//!
+//! `cargo bench --bench propagate`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use contextvars::{Context, ContextVar, propagate_back, propagate_back_async};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+const MARKED: [usize; 2] = [1_024, 8_192];
+
+static VARS: [ContextVar<u64>; 8_192] = [const { ContextVar::new("v", || 0) }; 8_192];
+static ONE: ContextVar<u64> = ContextVar::new("ONE", || 0);
+
+/// A context in which one `propagate_back` call changed, and so marked, the first `n`
+/// variables.
+fn marked(n: usize) -> Context {
+    for var in &VARS {
+        black_box(var.is_set());
+    }
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        propagate_back(None, || {
+            for (i, var) in VARS.iter().take(n).enumerate() {
+                var.set(i as u64);
+            }
+        })
+    });
+    ctx
+}
+
+fn one_change(c: &mut Criterion) {
+    let mut group = c.benchmark_group("propagate_back_one_change");
+    // A fresh context: the variable is the only one, marked after the first call.
+    Context::new().run(|| {
+        group.bench_function("fresh_context", |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                propagate_back(None, || ONE.set(black_box(i)))
+            })
+        });
+        group.bench_function("fresh_context_plain_set", |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                ONE.set(black_box(i))
+            })
+        });
+        group.bench_function("fresh_context_async", |b| {
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                let call = pin!(propagate_back_async(None, async move { ONE.set(black_box(i)) }));
+                match call.poll(&mut cx) {
+                    Poll::Ready(token) => token,
+                    Poll::Pending => unreachable!("the body never waits"),
+                }
+            })
+        });
+    });
+    for n in MARKED {
+        let mut ctx = marked(n);
+        // One of the marked variables, changed again.
+        let var = &VARS[n / 2];
+        ctx.run(|| {
+            group.bench_function(BenchmarkId::new("after_marked", n), |b| {
+                let mut i = 0u64;
+                b.iter(|| {
+                    i += 1;
+                    propagate_back(None, || var.set(black_box(i)))
+                })
+            });
+            group.bench_function(BenchmarkId::new("after_marked_plain_set", n), |b| {
+                let mut i = 0u64;
+                b.iter(|| {
+                    i += 1;
+                    var.set(black_box(i))
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_change);
+criterion_main!(benches);
