@@ -26,6 +26,8 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use tokio::sync::oneshot;
 
+mod support;
+
 fn sum(base: &u64, parent: &u64, child: &u64) -> u64 {
     parent.wrapping_add(*child).wrapping_sub(*base)
 }
@@ -244,7 +246,7 @@ fn run(ops: Vec<Op>, mut model: Model) -> BoxFuture<'static, Model> {
                     let entry = model.clone();
                     let call = propagate_back_async(None, async move {
                         run(body, entry).await;
-                        panic!("a panicking propagate(back) call");
+                        support::fault()
                     });
                     assert!(AssertUnwindSafe(call).catch_unwind().await.is_err());
                 }
@@ -300,7 +302,7 @@ fn run(ops: Vec<Op>, mut model: Model) -> BoxFuture<'static, Model> {
                         Join::Panicked => {
                             let handle = contextvars::spawn(async move {
                                 child.await;
-                                panic!("a panicking task");
+                                support::fault()
                             });
                             assert!(handle.await.unwrap_err().is_panic());
                         }
@@ -321,15 +323,13 @@ proptest! {
     #[test]
     fn joins_and_propagate_back_follow_the_rules(mut ops in prop::collection::vec(op(), 1..8)) {
         label(&mut ops, &mut 1);
-        // The panics are the test's own; keep them out of the output.
-        std::panic::set_hook(Box::new(|_| {}));
+        support::quiet_injected_panics();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
         let model = runtime.block_on(Context::new().scope(async move {
             let model = run(ops, Model::default()).await;
             check(&model, "the end");
             model
         }));
-        let _ = std::panic::take_hook();
         let mismatches = std::mem::take(&mut *MISMATCHES.lock().unwrap());
         prop_assert!(mismatches.is_empty(), "{mismatches:#?}\nmodel at the end: {model:?}");
     }
