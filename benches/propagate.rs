@@ -1,7 +1,8 @@
 //! What one `#[propagate(back)]` call costs at its exit: one change made, then landed in the
 //! caller's context and marked there. The cost must follow the changes the call made, not
 //! how many variables earlier calls marked: measured in a fresh context and after 1,024 and
-//! 8,192 variables were marked, next to the plain `set` it wraps.
+//! 8,192 variables were marked, next to the plain `set` it wraps and (in the fresh context) a
+//! `set` while a snapshot is held, the copy-on-write every call pays.
 //!
 //! `cargo bench --bench propagate`
 
@@ -51,6 +52,18 @@ fn one_change(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 ONE.set(black_box(i))
+            })
+        });
+        // The copy-on-write a call cannot avoid: a `set` while a snapshot is held (the
+        // same figure as `core`'s "set after a snapshot"), to compare with on a busy machine.
+        group.bench_function("fresh_context_set_after_snapshot", |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                let snapshot = Context::current();
+                let token = ONE.set(black_box(i));
+                drop(snapshot);
+                token
             })
         });
         group.bench_function("fresh_context_async", |b| {
