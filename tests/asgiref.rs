@@ -49,6 +49,36 @@ async fn sync_to_async_contextvars() {
     let marked = || propagate_back(None, sync_function);
     assert_eq!(contextvars::spawn_blocking(marked).await.unwrap(), 42);
     assert_eq!(FOO.get(), Some("baz"));
+
+    // Like asgiref, which copies the child's final values back, a plain await delivers the
+    // final value of what a `propagate_back` function changed, not the value the function
+    // left (the rules changed here: it used to deliver the function's value, already stale).
+    let then_cleared = || {
+        propagate_back(None, sync_function);
+        FOO.set(None);
+    };
+    FOO.set(Some("bar"));
+    contextvars::spawn_blocking(then_cleared).await.unwrap();
+    assert_eq!(FOO.get(), None);
+}
+
+#[tokio::test]
+async fn sync_to_async_calls_gathered_in_one_task_all_land() {
+    // Under `asyncio.gather`, asgiref runs each call in a task of its own and the values they
+    // copy back are lost. Here each `propagate_back` call gathered with `join!` works on its
+    // own copy of the caller's context and merges into it when it completes (the rules changed
+    // here: the calls used to share one context, and a merge function could not see them).
+    async fn append() {
+        contextvars::propagate_back_async(None, async {
+            let before = LOG.get();
+            tokio::task::yield_now().await;
+            LOG.set(before + "1");
+        })
+        .await
+    }
+    LOG.set(String::new());
+    tokio::join!(append(), append(), append());
+    assert_eq!(LOG.get(), "111");
 }
 
 #[tokio::test]
