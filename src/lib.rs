@@ -104,12 +104,18 @@
 
 #[doc(inline)]
 pub use contextvars_runtime::{
-    AnyVar, Changes, Context, ContextVar, Error, PropagateBack, Scope, Token, propagate_back,
-    propagate_back_async,
+    AnyVar, Changes, Context, ContextVar, Error, Fork, PropagateBack, Scope, Token, propagate_back,
+    propagate_back_async, thread,
 };
 #[cfg(feature = "tokio")]
 #[doc(inline)]
-pub use contextvars_runtime::{JoinError, JoinHandle, MergeBack, block_on, spawn, spawn_blocking};
+pub use contextvars_runtime::{
+    JoinError, JoinHandle, JoinSet, MergeBack, block_on, spawn, spawn_blocking, spawn_local,
+};
+
+pub mod boundaries;
+#[cfg(feature = "rayon")]
+pub mod rayon;
 
 #[cfg(feature = "tower")]
 pub mod tower;

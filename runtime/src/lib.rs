@@ -21,7 +21,11 @@
 //! * With the `tokio` feature, [`spawn`] and [`spawn_blocking`] copy the current context into
 //!   the child. Awaiting the [`JoinHandle`] delivers the final values of the variables marked
 //!   in the child (and marks them, so they flow on up); [`JoinHandle::merge_back`] brings all
-//!   the child's changes back.
+//!   the child's changes back; [`spawn_local`] and [`JoinSet`] do the same for local tasks and
+//!   sets of tasks.
+//! * [`thread::spawn`] and [`thread::scope`] do it for `std` threads, and [`Fork`] for any
+//!   other executor or pool: the copy taken at a boundary, and the join that brings a child's
+//!   changes back.
 // `unsafe` is denied everywhere but in the two downcasts of `value.rs`, each with its SAFETY
 // argument (see BENCHMARKS.md for the measurement that asked for them).
 #![deny(unsafe_code)]
@@ -33,13 +37,17 @@ mod changes;
 mod context;
 mod current;
 mod error;
+mod fork;
 mod join;
+#[cfg(feature = "tokio")]
+mod joinset;
 mod map;
 mod propagate;
 mod scope;
 mod support;
 #[cfg(feature = "tokio")]
 mod task;
+pub mod thread;
 mod token;
 mod value;
 mod var;
@@ -47,11 +55,16 @@ mod var;
 pub use changes::Changes;
 pub use context::Context;
 pub use error::Error;
+pub use fork::Fork;
+#[cfg(feature = "tokio")]
+pub use joinset::JoinSet;
 pub use propagate::{PropagateBack, propagate_back, propagate_back_async};
 pub use scope::Scope;
 #[doc(hidden)]
 pub use support::{assert_send_argument, assert_send_argument_type, new_context_var};
 #[cfg(feature = "tokio")]
-pub use task::{JoinError, JoinHandle, MergeBack, block_on, run_sync_endpoint, spawn, spawn_blocking};
+pub use task::{
+    JoinError, JoinHandle, MergeBack, block_on, run_sync_endpoint, spawn, spawn_blocking, spawn_local,
+};
 pub use token::Token;
 pub use var::{AnyVar, ContextVar};

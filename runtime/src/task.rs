@@ -9,8 +9,8 @@ use pin_project_lite::pin_project;
 
 use crate::context::Context;
 use crate::current;
-use crate::join::{self, Deliver};
-use crate::map::Map;
+use crate::fork::Fork;
+use crate::join::Deliver;
 use crate::scope::Scope;
 
 /// Why a task did not finish: it panicked or was aborted (tokio's own type).
@@ -44,10 +44,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (fork, start) = fork();
-    let first = start.clone().unwrap_or_else(|| fork.clone());
-    let tracked = Tracked { scope: Context { map: first, id: 0 }.scope(future) };
-    JoinHandle { inner: tokio::spawn(tracked), fork, start }
+    let fork = Fork::current();
+    let tracked = Tracked { scope: fork.context().scope(future) };
+    JoinHandle { inner: tokio::spawn(tracked), fork: Some(fork) }
 }
 
 /// `tokio::task::spawn_blocking`, with a copy of the current context.
@@ -71,21 +70,51 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (fork, start) = fork();
-    let mut context = Context { map: start.clone().unwrap_or_else(|| fork.clone()), id: 0 };
+    let fork = Fork::current();
+    let mut context = fork.context();
     let inner = tokio::task::spawn_blocking(move || {
         let output = context.run(f);
         (output, context)
     });
-    JoinHandle { inner, fork, start }
+    JoinHandle { inner, fork: Some(fork) }
 }
 
-/// The parent's context at the spawn, and the child's starting point where it differs (when
-/// some variables are not inherited).
-fn fork() -> (Map, Option<Map>) {
-    let fork = current::snapshot();
-    let start = fork.inherited();
-    (fork, start)
+/// `tokio::task::spawn_local`, with a copy of the current context: a `!Send` future on the
+/// current [`LocalSet`](tokio::task::LocalSet).
+///
+/// The task starts with a snapshot of the spawner's context, like [`spawn`], and its
+/// [`JoinHandle`] brings its changes back the same way.
+///
+/// ```
+/// use std::rc::Rc;
+/// use contextvars_runtime::{ContextVar, spawn_local};
+/// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let local = tokio::task::LocalSet::new();
+/// local.run_until(async {
+///     USER.set("ada");
+///     let not_send = Rc::new(());
+///     let seen = spawn_local(async move { let _kept = not_send; USER.get() }).await.unwrap();
+///     assert_eq!(seen, "ada");
+///     spawn_local(async { USER.set("bob") }).merge_back().await.unwrap();
+///     assert_eq!(USER.get(), "bob");
+/// }).await;
+/// # });
+/// ```
+///
+/// # Panics
+///
+/// Outside a `LocalSet`, like `tokio::task::spawn_local`.
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let fork = Fork::current();
+    let tracked = Tracked { scope: fork.context().scope(future) };
+    JoinHandle { inner: tokio::task::spawn_local(tracked), fork: Some(fork) }
 }
 
 pin_project! {
@@ -104,7 +133,7 @@ impl<F: Future> Future for Tracked<F> {
     }
 }
 
-/// A handle to a task or thread started by [`spawn`] or [`spawn_blocking`].
+/// A handle to a task started by [`spawn`], [`spawn_blocking`] or [`spawn_local`].
 ///
 /// Awaiting it gives the output (or the [`JoinError`] of a panic or an abort) and delivers,
 /// for each variable marked in the child (where a `#[propagate(back)]` function's changes,
@@ -118,11 +147,8 @@ impl<F: Future> Future for Tracked<F> {
 /// Dropping the handle detaches the task, as with tokio; its changes are then lost.
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<(T, Context)>,
-    /// The parent's context at the spawn: the base of the three-way merge.
-    fork: Map,
-    /// The child's starting context, `fork` without the variables that are not inherited;
-    /// `None` when that is `fork` itself.
-    start: Option<Map>,
+    /// The parent's context at the spawn; taken by the join.
+    fork: Option<Fork>,
 }
 
 impl<T> JoinHandle<T> {
@@ -160,6 +186,34 @@ impl<T> JoinHandle<T> {
         self.inner.abort();
     }
 
+    /// A handle that aborts the task without owning it (tokio's type): the join then delivers
+    /// nothing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let handle = contextvars_runtime::spawn(std::future::pending::<()>());
+    /// let abort = handle.abort_handle();
+    /// abort.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.inner.abort_handle()
+    }
+
+    /// The task's tokio id, the one `tokio::task::id()` returns inside it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let handle = contextvars_runtime::spawn(async { tokio::task::id() });
+    /// let id = handle.id();
+    /// assert_eq!(handle.await.unwrap(), id);
+    /// # });
+    /// ```
+    pub fn id(&self) -> tokio::task::Id {
+        self.inner.id()
+    }
+
     /// Whether the task has finished.
     ///
     /// ```
@@ -180,7 +234,8 @@ impl<T> JoinHandle<T> {
             Ok(finished) => finished,
             Err(error) => return Poll::Ready(Err(error)),
         };
-        join::deliver(std::mem::take(&mut self.fork), self.start.take(), end.map, what);
+        let fork = self.fork.take().expect("`JoinHandle` polled after completion");
+        fork.deliver(end.map, what);
         Poll::Ready(Ok(output))
     }
 }

@@ -1,0 +1,378 @@
+//! rayon's [`join`], [`scope`] and parallel iterators, whose closures run in copies of the
+//! caller's context (feature `rayon`).
+//!
+//! A rayon job runs on a pool thread, outside the context of the code that started it: there
+//! a variable reads its default, and `set` panics with the fix (so no job's value reaches
+//! the next job on that thread). The functions here carry the caller's context along:
+//!
+//! * [`join`] and [`scope`] run every closure in a copy of the context current where it was
+//!   started, and merge all their changes back into the caller once they have all finished,
+//!   in a fixed order (`a`, then `b`; the scope's body, then its spawns in spawn order), by
+//!   the three-way merge: the variables' `merge` functions combine what siblings changed.
+//! * [`.with_context()`](WithContextExt::with_context) on a parallel iterator runs every
+//!   closure after it (`map`, `filter`, `for_each`, `reduce`, ...) for every item in a copy
+//!   of the caller's context. What comes back is what a plain `.await` of a task delivers
+//!   (the changes of `#[propagate(back)]` functions), or, after
+//!   [`.merge_back()`](WithContext::merge_back), every change, merged item after item in the
+//!   iterator's order through the variables' `merge` functions.
+//!
+//! A closure that panics delivers nothing, and neither does its join or iterator: the panic
+//! reaches the caller as with rayon.
+//!
+//! ```
+//! use contextvars::ContextVar;
+//! use contextvars::rayon::WithContextExt;
+//! use rayon::prelude::*;
+//!
+//! fn sum(base: &u64, parent: &u64, child: &u64) -> u64 { parent + child - base }
+//! static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).merge(sum);
+//! static TENANT: ContextVar<&'static str> = ContextVar::new("TENANT", || "none");
+//!
+//! TENANT.set("acme");
+//! let tenants: Vec<_> = (0..100u64)
+//!     .into_par_iter()
+//!     .with_context()
+//!     .merge_back()
+//!     .map(|n| { ROWS.set(ROWS.get() + n); TENANT.get() })
+//!     .collect();
+//! assert!(tenants.iter().all(|tenant| *tenant == "acme"));
+//! assert_eq!(ROWS.get(), 4950);
+//! ```
+//!
+//! Calling these from inside a rayon job that has no context of its own (a closure given to
+//! `ThreadPool::install` or a plain `rayon::spawn`) forks that job's empty context, and a
+//! change that comes back there panics like `set`: enter a context first
+//! (`Context::current()` taken before `install`, then `.run(...)` inside it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rayon::iter::ParallelIterator;
+use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
+
+use crate::{Context, Fork};
+
+/// `rayon::join`: runs `a` and `b`, possibly in parallel, each in a copy of the current
+/// context, then merges all `a`'s changes into the current context, then all `b`'s.
+///
+/// ```
+/// use contextvars::ContextVar;
+/// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
+/// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0).merge(sum);
+/// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+///
+/// USER.set("ada");
+/// let (a, b) = contextvars::rayon::join(
+///     || { HITS.set(HITS.get() + 1); USER.get() },
+///     || { HITS.set(HITS.get() + 2); USER.set("bob") },
+/// );
+/// assert_eq!(a, "ada");
+/// drop(b);
+/// assert_eq!((HITS.get(), USER.get()), (3, "bob"));
+/// ```
+///
+/// # Panics
+///
+/// If `a` or `b` panics (after both finished, as with rayon; nothing is merged), or if a
+/// change is to land where `set` panics.
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let fork = Fork::current();
+    let (mut context_a, mut context_b) = (fork.context(), fork.context());
+    let ((output_a, context_a), (output_b, context_b)) =
+        rayon::join(move || (context_a.run(a), context_a), move || (context_b.run(b), context_b));
+    fork.clone().merge_back(context_a);
+    fork.merge_back(context_b);
+    (output_a, output_b)
+}
+
+/// `rayon::scope`: `op` and every closure spawned in the scope run in a copy of the context
+/// current where they were started; once all have finished, all their changes are merged
+/// into the current context: `op`'s first, then the spawns' in the order they were spawned,
+/// each against the context it was forked from.
+///
+/// ```
+/// use contextvars::ContextVar;
+/// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
+/// static ROWS: ContextVar<u32> = ContextVar::new("ROWS", || 0).merge(sum);
+///
+/// contextvars::rayon::scope(|s| {
+///     for _ in 0..8 {
+///         s.spawn(|s| {
+///             ROWS.set(ROWS.get() + 1);
+///             s.spawn(|_| ROWS.set(ROWS.get() + 10)); // forked from its spawner's context
+///         });
+///     }
+/// });
+/// assert_eq!(ROWS.get(), 88);
+/// ```
+///
+/// # Panics
+///
+/// If `op` or a spawned closure panics (once all have finished, as with rayon; nothing is
+/// merged), or if a change is to land where `set` panics.
+pub fn scope<'scope, OP, R>(op: OP) -> R
+where
+    OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,
+    R: Send,
+{
+    let fork = Fork::current();
+    let mut context = fork.context();
+    let spawned = Arc::new(Spawned::default());
+    let output = rayon::scope(|inner| {
+        let scope = Scope { inner, spawned: &spawned };
+        context.run(|| op(&scope))
+    });
+    fork.merge_back(context);
+    let mut finished = std::mem::take(&mut *spawned.finished.lock().unwrap_or_else(PoisonError::into_inner));
+    finished.sort_unstable_by_key(|(order, _, _)| *order);
+    for (_, fork, context) in finished {
+        fork.merge_back(context);
+    }
+    output
+}
+
+/// The scope of [`scope`]: spawns closures that run in a copy of the spawner's context.
+pub struct Scope<'a, 'scope> {
+    inner: &'a rayon::Scope<'scope>,
+    spawned: &'a Arc<Spawned>,
+}
+
+/// The spawned closures' final contexts, waiting for the end of the scope.
+#[derive(Default)]
+struct Spawned {
+    next: AtomicU64,
+    /// Spawn order, the fork and the final context of every closure that returned.
+    finished: Mutex<Vec<(u64, Fork, Context)>>,
+}
+
+impl<'scope> Scope<'_, 'scope> {
+    /// `rayon::Scope::spawn`: runs `body` in the scope, in a copy of the current context.
+    /// Its changes are merged into the caller of [`scope`] when the scope ends.
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+    /// USER.set("ada");
+    /// let mut seen = None;
+    /// contextvars::rayon::scope(|s| s.spawn(|_| seen = Some(USER.get())));
+    /// assert_eq!(seen, Some("ada"));
+    /// ```
+    pub fn spawn<BODY>(&self, body: BODY)
+    where
+        BODY: FnOnce(&Scope<'_, 'scope>) + Send + 'scope,
+    {
+        let order = self.spawned.next.fetch_add(1, Ordering::Relaxed);
+        let fork = Fork::current();
+        let spawned = Arc::clone(self.spawned);
+        self.inner.spawn(move |inner| {
+            let mut context = fork.context();
+            context.run(|| body(&Scope { inner, spawned: &spawned }));
+            spawned.finished.lock().unwrap_or_else(PoisonError::into_inner).push((order, fork, context));
+        });
+    }
+}
+
+impl std::fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").finish_non_exhaustive()
+    }
+}
+
+/// `.with_context()` for every parallel iterator.
+pub trait WithContextExt: ParallelIterator {
+    /// Runs the closures that follow (for every item, and those of `reduce`, `fold` and the
+    /// like) in copies of the current context, taken now. Changes come back when the
+    /// iterator is consumed, as from a plain `.await` of a task: those of
+    /// `#[propagate(back)]` functions; [`merge_back`](WithContext::merge_back) brings them
+    /// all.
+    ///
+    /// Each item starts from the same copy: nothing one item sets is seen by the next.
+    /// The iterator it returns is unindexed: `enumerate`, `zip` and the like go before it.
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    /// use contextvars::rayon::WithContextExt;
+    /// use rayon::prelude::*;
+    /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+    ///
+    /// USER.set("ada");
+    /// let seen: Vec<_> = (0..4).into_par_iter().with_context().map(|_| USER.get()).collect();
+    /// assert_eq!(seen, ["ada"; 4]);
+    /// ```
+    fn with_context(self) -> WithContext<Self> {
+        WithContext { base: self, all: false }
+    }
+}
+
+impl<I: ParallelIterator> WithContextExt for I {}
+
+/// A parallel iterator whose closures run in copies of the caller's context: made by
+/// [`WithContextExt::with_context`].
+#[derive(Clone, Debug)]
+#[must_use = "iterator adaptors are lazy and do nothing unless consumed"]
+pub struct WithContext<I> {
+    base: I,
+    all: bool,
+}
+
+impl<I> WithContext<I> {
+    /// Brings every change of the closures back, not only those of `#[propagate(back)]`
+    /// functions: when the iterator is consumed, item after item in the iterator's order,
+    /// each against the caller's context at `with_context`, through the variables' `merge`
+    /// functions (without one, the last item's value wins).
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    /// use contextvars::rayon::WithContextExt;
+    /// use rayon::prelude::*;
+    /// fn sum(base: &u64, parent: &u64, child: &u64) -> u64 { parent + child - base }
+    /// static BYTES: ContextVar<u64> = ContextVar::new("BYTES", || 0).merge(sum);
+    /// static LAST: ContextVar<u64> = ContextVar::new("LAST", || 0);
+    ///
+    /// (1..=10u64).into_par_iter().with_context().merge_back().for_each(|n| {
+    ///     BYTES.set(BYTES.get() + n);
+    ///     LAST.set(n);
+    /// });
+    /// assert_eq!((BYTES.get(), LAST.get()), (55, 10));
+    /// ```
+    pub fn merge_back(self) -> WithContext<I> {
+        WithContext { all: true, ..self }
+    }
+}
+
+impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
+    type Item = I::Item;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        let fork = Fork::current();
+        let consumer = ContextConsumer { base: consumer, fork: fork.clone(), all: self.all };
+        let (output, context) = self.base.drive_unindexed(consumer);
+        deliver(fork, context, self.all);
+        output
+    }
+
+    fn opt_len(&self) -> Option<usize> {
+        self.base.opt_len()
+    }
+}
+
+/// Merges a child's changes into the current context: all of them, or the recorded ones.
+fn deliver(fork: Fork, child: Context, all: bool) {
+    if all { fork.merge_back(child) } else { fork.join(child) }
+}
+
+/// Wraps the consumer of the closures that follow `with_context`: every folder (one per
+/// piece of the split iterator) gathers the changes of its items in a context of its own,
+/// and the reducers merge those in the iterator's order.
+struct ContextConsumer<C> {
+    base: C,
+    fork: Fork,
+    all: bool,
+}
+
+impl<C> ContextConsumer<C> {
+    fn with_base<D>(&self, base: D) -> ContextConsumer<D> {
+        ContextConsumer { base, fork: self.fork.clone(), all: self.all }
+    }
+
+    fn reducer<R>(&self, base: R) -> ContextReducer<R> {
+        ContextReducer { base, fork: self.fork.clone(), all: self.all }
+    }
+}
+
+impl<T, C: Consumer<T>> Consumer<T> for ContextConsumer<C> {
+    type Folder = ContextFolder<C::Folder>;
+    type Reducer = ContextReducer<C::Reducer>;
+    type Result = (C::Result, Context);
+
+    fn split_at(self, index: usize) -> (Self, Self, Self::Reducer) {
+        let ContextConsumer { base, fork, all } = self;
+        let (left, right, reducer) = base.split_at(index);
+        let reducer = ContextReducer { base: reducer, fork: fork.clone(), all };
+        (
+            ContextConsumer { base: left, fork: fork.clone(), all },
+            ContextConsumer { base: right, fork, all },
+            reducer,
+        )
+    }
+
+    fn into_folder(self) -> Self::Folder {
+        let mut gathered = self.fork.context();
+        // A folder may call user code when it is made (the identity of `fold`).
+        let base = gathered.run(|| self.base.into_folder());
+        ContextFolder { base, gathered, fork: self.fork, all: self.all }
+    }
+
+    fn full(&self) -> bool {
+        self.base.full()
+    }
+}
+
+impl<T, C: UnindexedConsumer<T>> UnindexedConsumer<T> for ContextConsumer<C> {
+    fn split_off_left(&self) -> Self {
+        self.with_base(self.base.split_off_left())
+    }
+
+    fn to_reducer(&self) -> Self::Reducer {
+        self.reducer(self.base.to_reducer())
+    }
+}
+
+/// Runs each item in a fresh copy of the fork and gathers its changes.
+struct ContextFolder<F> {
+    base: F,
+    /// The fork's copy that collects the changes of this folder's items, in order.
+    gathered: Context,
+    fork: Fork,
+    all: bool,
+}
+
+impl<T, F: Folder<T>> Folder<T> for ContextFolder<F> {
+    type Result = (F::Result, Context);
+
+    fn consume(self, item: T) -> Self {
+        let ContextFolder { base, mut gathered, fork, all } = self;
+        let mut context = fork.context();
+        let base = context.run(move || base.consume(item));
+        gathered.run(|| deliver(fork.clone(), context, all));
+        ContextFolder { base, gathered, fork, all }
+    }
+
+    fn complete(self) -> Self::Result {
+        let ContextFolder { base, mut gathered, .. } = self;
+        let result = gathered.run(move || base.complete());
+        (result, gathered)
+    }
+
+    fn full(&self) -> bool {
+        self.base.full()
+    }
+}
+
+/// Reduces two halves inside the left half's context, after merging the right half's
+/// changes into it.
+struct ContextReducer<R> {
+    base: R,
+    fork: Fork,
+    all: bool,
+}
+
+impl<T, R: Reducer<T>> Reducer<(T, Context)> for ContextReducer<R> {
+    fn reduce(self, (left, mut gathered): (T, Context), (right, later): (T, Context)) -> (T, Context) {
+        let ContextReducer { base, fork, all } = self;
+        let result = gathered.run(move || {
+            deliver(fork, later, all);
+            base.reduce(left, right)
+        });
+        (result, gathered)
+    }
+}
