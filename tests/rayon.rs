@@ -1,0 +1,221 @@
+//! `contextvars::rayon`: `join`, `scope` and `.with_context()` run rayon closures in copies
+//! of the caller's context and bring their changes back; nothing reaches a pool thread's
+//! own context, so no job's value is seen by the next job.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use contextvars::rayon::WithContextExt;
+use contextvars::{Context, ContextVar, propagate};
+use rayon::prelude::*;
+
+fn sum(base: &u64, parent: &u64, child: &u64) -> u64 {
+    parent + child - base
+}
+
+/// Appends what the child added since the fork: shows the order in which siblings merge.
+#[allow(clippy::ptr_arg)]
+fn append(
+    base: &Vec<&'static str>,
+    parent: &Vec<&'static str>,
+    child: &Vec<&'static str>,
+) -> Vec<&'static str> {
+    parent.iter().chain(&child[base.len()..]).copied().collect()
+}
+
+static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).merge(sum);
+static ORDER: ContextVar<Vec<&'static str>> = ContextVar::new("ORDER", Vec::new).merge(append);
+static N: ContextVar<u64> = ContextVar::new("N", || 0);
+static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+static TXN: ContextVar<Option<u32>> = ContextVar::new("TXN", || None).inherit(false);
+
+#[propagate(back)]
+fn log_in(user: &'static str) {
+    USER.set(user);
+}
+
+fn push(entry: &'static str) {
+    let mut order = ORDER.get();
+    order.push(entry);
+    ORDER.set(order);
+}
+
+/// What every thread of the global pool sees of `USER`, each in its own context.
+fn seen_on_every_worker() -> Vec<&'static str> {
+    rayon::broadcast(|_| USER.get())
+}
+
+#[test]
+fn join_copies_down_and_merges_a_then_b() {
+    USER.set("ada");
+    TXN.set(Some(1));
+    let (a, b) = contextvars::rayon::join(
+        || {
+            push("a");
+            ROWS.set(ROWS.get() + 1);
+            (USER.get(), TXN.get())
+        },
+        || {
+            push("b");
+            ROWS.set(ROWS.get() + 2);
+            (USER.get(), TXN.get())
+        },
+    );
+    assert_eq!((a, b), (("ada", None), ("ada", None)));
+    assert_eq!((ORDER.get(), ROWS.get()), (vec!["a", "b"], 3));
+}
+
+#[test]
+fn join_brings_back_recorded_and_unrecorded_changes() {
+    contextvars::rayon::join(|| log_in("ada"), || N.set(2));
+    assert_eq!((USER.get(), N.get()), ("ada", 2));
+}
+
+#[test]
+fn a_panicking_join_delivers_nothing() {
+    let joined = catch_unwind(|| {
+        contextvars::rayon::join(
+            || {
+                log_in("mallory");
+                panic!("a failed")
+            },
+            || N.set(2),
+        )
+    });
+    assert!(joined.is_err());
+    assert_eq!((USER.get(), N.get()), ("nobody", 0));
+}
+
+#[test]
+fn scope_merges_the_body_then_the_spawns_in_spawn_order() {
+    USER.set("ada");
+    let (mut first, mut second) = (None, None);
+    contextvars::rayon::scope(|s| {
+        push("body");
+        s.spawn(|s| {
+            push("first");
+            ROWS.set(ROWS.get() + 1);
+            first = Some(USER.get());
+            // Forked from this spawn's context: sees "first", not "second".
+            s.spawn(|_| {
+                ROWS.set(ROWS.get() + 10);
+                assert_eq!(ORDER.get(), ["body", "first"]);
+            });
+        });
+        s.spawn(|_| {
+            push("second");
+            ROWS.set(ROWS.get() + 100);
+            second = Some(USER.get());
+        });
+    });
+    assert_eq!((first, second), (Some("ada"), Some("ada")));
+    assert_eq!(ROWS.get(), 111);
+    assert_eq!(ORDER.get(), ["body", "first", "second"]);
+}
+
+#[test]
+fn a_panicking_scope_delivers_nothing() {
+    let scoped = catch_unwind(|| {
+        contextvars::rayon::scope(|s| {
+            N.set(1);
+            s.spawn(|_| log_in("mallory"));
+            s.spawn(|_| panic!("a spawn failed"));
+        })
+    });
+    assert!(scoped.is_err());
+    assert_eq!((USER.get(), N.get()), ("nobody", 0));
+}
+
+#[test]
+fn iterator_closures_see_the_callers_context_and_not_each_other() {
+    USER.set("ada");
+    ROWS.set(5);
+    let seen: Vec<_> = (0..1000u64)
+        .into_par_iter()
+        .with_context()
+        .map(|n| {
+            let seen = (USER.get(), ROWS.get());
+            ROWS.set(n);
+            seen
+        })
+        .collect();
+    assert!(seen.iter().all(|seen| *seen == ("ada", 5)));
+    assert_eq!(ROWS.get(), 5, "without merge_back, only recorded changes come back");
+}
+
+#[test]
+fn iterator_without_merge_back_brings_recorded_changes() {
+    (0..100u64).into_par_iter().with_context().for_each(|n| {
+        N.set(n);
+        if n == 42 {
+            log_in("ada");
+        }
+    });
+    assert_eq!((USER.get(), N.get()), ("ada", 0));
+}
+
+#[test]
+fn iterator_merge_back_sums_exactly_and_keeps_the_iterators_order() {
+    (1..=1000u64).into_par_iter().with_context().merge_back().for_each(|n| {
+        ROWS.set(ROWS.get() + n);
+        N.set(n);
+    });
+    assert_eq!(ROWS.get(), 500_500);
+    assert_eq!(N.get(), 1000, "without a merge function, the last item in order wins");
+}
+
+#[test]
+fn iterator_reduce_and_fold_closures_run_in_the_context() {
+    USER.set("ada");
+    let total = (0..100u64)
+        .into_par_iter()
+        .with_context()
+        .fold(|| if USER.get() == "ada" { 0 } else { 1_000_000 }, |acc, n| acc + n)
+        .reduce(|| 0, |a, b| if USER.get() == "ada" { a + b } else { 1_000_000 });
+    assert_eq!(total, 4950);
+}
+
+#[test]
+fn a_panicking_iterator_delivers_nothing() {
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        (0..100u64).into_par_iter().with_context().merge_back().for_each(|n| {
+            ROWS.set(ROWS.get() + 1);
+            log_in("mallory");
+            assert_ne!(n, 50, "item 50 failed");
+        })
+    }));
+    assert!(ran.is_err());
+    assert_eq!((USER.get(), ROWS.get()), ("nobody", 0));
+}
+
+#[test]
+fn nothing_reaches_the_pool_threads_own_context() {
+    USER.set("ada");
+    contextvars::rayon::join(|| USER.set("bob"), || USER.set("cy"));
+    contextvars::rayon::scope(|s| {
+        s.spawn(|_| {
+            USER.set("dee");
+        })
+    });
+    (0..1000).into_par_iter().with_context().for_each(|_| {
+        USER.set("eve");
+    });
+    assert!(seen_on_every_worker().iter().all(|seen| *seen == "nobody"));
+}
+
+#[test]
+fn usable_from_a_context_entered_on_a_pool_thread() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut context = Context::new();
+    context.run(|| USER.set("ada"));
+    let rows = pool.install(move || {
+        context.run(|| {
+            (0..34).into_par_iter().with_context().merge_back().for_each(|_| {
+                assert_eq!(USER.get(), "ada");
+                ROWS.set(ROWS.get() + 1);
+            });
+            ROWS.get()
+        })
+    });
+    assert_eq!(rows, 34);
+    assert!(pool.broadcast(|_| USER.get()).iter().all(|seen| *seen == "nobody"));
+}
