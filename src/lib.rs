@@ -91,12 +91,20 @@
 //! `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's context
 //! and can `set` freely.
 //!
+//! # Crossing boundaries
+//!
+//! Tasks, the blocking pool, local tasks, [`JoinSet`], std threads and scoped threads
+//! ([`thread`]), rayon (`contextvars::rayon`, feature `rayon`) and any other executor ([`Fork`]):
+//! what each copies down and brings back is in one table, on the [`boundaries`] page.
+//!
 //! # Features
 //!
-//! * `tokio` (default): [`spawn`], [`spawn_blocking`], [`block_on`], [`JoinHandle`] and
-//!   `#[sync_endpoint]`.
+//! * `tokio` (default): [`spawn`], [`spawn_blocking`], [`spawn_local`], [`JoinSet`],
+//!   [`block_on`], [`JoinHandle`] and `#[sync_endpoint]`.
 //! * `tower`: `tower::ContextLayer`, a fresh context for every request.
 //! * `tracing`: `tracing::ContextFields`, context variables on every log event.
+//! * `rayon`: `rayon::join`, `rayon::scope` and `.with_context()` on parallel iterators, whose
+//!   closures run in copies of the caller's context.
 #![forbid(unsafe_code)]
 // Examples compile without a warning, so that what users paste stays clean.
 #![doc(test(attr(deny(warnings))))]

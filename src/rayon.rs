@@ -105,7 +105,7 @@ where
 ///     for _ in 0..8 {
 ///         s.spawn(|s| {
 ///             ROWS.set(ROWS.get() + 1);
-///             s.spawn(|_| ROWS.set(ROWS.get() + 10)); // forked from its spawner's context
+///             s.spawn(|_| { ROWS.set(ROWS.get() + 10); }); // forked from its spawner's context
 ///         });
 ///     }
 /// });
