@@ -43,6 +43,13 @@
 //! `ThreadPool::install` or a plain `rayon::spawn`) forks that job's empty context, and a
 //! change that comes back there panics like `set`: enter a context first
 //! (`Context::current()` taken before `install`, then `.run(...)` inside it).
+//!
+//! One limit the library cannot lift: while one of these closures waits inside rayon (a
+//! nested `join`, a `scope`), rayon may run another job on the same thread. A job started
+//! through this module enters its own copy and sees nothing of the waiting closure; a plain
+//! rayon job (`rayon::spawn`, `rayon::join` used directly) runs in the waiting closure's
+//! context, sees its values, and what it sets lands there. Start every job that reads or
+//! sets variables through this module.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
