@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 
-use crate::{Context, Fork};
+use crate::{Changes, Context, Fork};
 
 /// `rayon::join`: runs `a` and `b`, possibly in parallel, each in a copy of the current
 /// context, then merges all `a`'s changes into the current context, then all `b`'s.
@@ -313,10 +313,11 @@ impl<T, C: Consumer<T>> Consumer<T> for ContextConsumer<C> {
     }
 
     fn into_folder(self) -> Self::Folder {
-        let mut gathered = self.fork.context();
+        let start = self.fork.context();
+        let mut gathered = start.clone();
         // A folder may call user code when it is made (the identity of `fold`).
         let base = gathered.run(|| self.base.into_folder());
-        ContextFolder { base, gathered, fork: self.fork, all: self.all }
+        ContextFolder { base, start, gathered, fork: self.fork, all: self.all }
     }
 
     fn full(&self) -> bool {
@@ -337,6 +338,8 @@ impl<T, C: UnindexedConsumer<T>> UnindexedConsumer<T> for ContextConsumer<C> {
 /// Runs each item in a fresh copy of the fork and gathers its changes.
 struct ContextFolder<F> {
     base: F,
+    /// The items' starting context: one copy per folder, each item runs in a clone of it.
+    start: Context,
     /// The fork's copy that collects the changes of this folder's items, in order.
     gathered: Context,
     fork: Fork,
@@ -347,11 +350,14 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<F> {
     type Result = (F::Result, Context);
 
     fn consume(self, item: T) -> Self {
-        let ContextFolder { base, mut gathered, fork, all } = self;
-        let mut context = fork.context();
+        let ContextFolder { base, start, mut gathered, fork, all } = self;
+        let mut context = start.clone();
         let base = context.run(move || base.consume(item));
-        gathered.run(|| deliver(fork.clone(), context, all));
-        ContextFolder { base, gathered, fork, all }
+        // Most items change nothing: the check is O(1) then, and spares the join.
+        if !Changes::between(&start, &context).is_empty() {
+            gathered.run(|| deliver(fork.clone(), context, all));
+        }
+        ContextFolder { base, start, gathered, fork, all }
     }
 
     fn complete(self) -> Self::Result {
