@@ -2,9 +2,10 @@
 //!
 //! Every place where work leaves the current task or thread, what it takes along, and what
 //! comes back. "Copied down" is an O(1) snapshot of the context where the work is started,
-//! without the variables declared `inherit = false`. "Recorded" changes are those of
-//! `#[propagate(back)]` functions (what a plain `.await` of a task delivers, and passes on
-//! through every join above); "all" is every change the child made. Both are merged into
+//! without the variables declared `inherit = false`. "Marked" is the final value of each
+//! variable a `#[propagate(back)]` function changed in the child (what a plain `.await` of a
+//! task delivers, marked again where it lands, so it passes on through every join above);
+//! "all" is every change the child made. Both are merged into
 //! the context current where the join happens, against the child's own fork, by the
 //! three-way merge ([`Changes::apply`](crate::Changes::apply)): a variable declared
 //! `back = false` never comes back, and siblings that changed the same variable are
@@ -13,18 +14,18 @@
 //!
 //! | boundary | start it with | copied down | what comes back, and when | to opt in |
 //! | --- | --- | --- | --- | --- |
-//! | tokio task | [`spawn(fut)`](crate::spawn) | the context at the spawn | at `handle.await`: recorded; at [`.merge_back().await`](crate::JoinHandle::merge_back): all | `merge_back`, or `#[propagate(back)]` on the functions whose changes should travel |
+//! | tokio task | [`spawn(fut)`](crate::spawn) | the context at the spawn | at `handle.await`: marked; at [`.merge_back().await`](crate::JoinHandle::merge_back): all | `merge_back`, or `#[propagate(back)]` on the functions whose changes should travel |
 //! | blocking pool | [`spawn_blocking(f)`](crate::spawn_blocking), [`#[sync_endpoint]`](crate::sync_endpoint) | the context at the spawn | as for a task; `#[sync_endpoint]`: all, at its `.await` | as for a task |
 //! | local task | [`spawn_local(fut)`](crate::spawn_local), inside a `LocalSet` | the context at the spawn | as for a task | as for a task |
-//! | [`JoinSet`](crate::JoinSet) | `set.spawn(fut)`, `set.spawn_blocking(f)`, `set.spawn_local(fut)` | each child: the context at its own spawn | at [`join_next().await`](crate::JoinSet::join_next): recorded; at [`merge_back_next().await`](crate::JoinSet::merge_back_next): all; nothing from `shutdown` or `abort_all` | `merge_back_next` |
-//! | std thread | [`thread::spawn(f)`](crate::thread::spawn) | the context at the spawn | at [`join()`](crate::thread::JoinHandle::join): recorded; at [`merge_back()`](crate::thread::JoinHandle::merge_back): all, into the joining thread's current context | `merge_back` |
+//! | [`JoinSet`](crate::JoinSet) | `set.spawn(fut)`, `set.spawn_blocking(f)`, `set.spawn_local(fut)` | each child: the context at its own spawn | at [`join_next().await`](crate::JoinSet::join_next): marked; at [`merge_back_next().await`](crate::JoinSet::merge_back_next): all; nothing from `shutdown` or `abort_all` | `merge_back_next` |
+//! | std thread | [`thread::spawn(f)`](crate::thread::spawn) | the context at the spawn | at [`join()`](crate::thread::JoinHandle::join): marked; at [`merge_back()`](crate::thread::JoinHandle::merge_back): all, into the joining thread's current context | `merge_back` |
 //! | scoped thread | [`thread::scope(\|s\| s.spawn(f))`](crate::thread::scope) | the context at the spawn | as for a std thread, through its handle; nothing from a thread only the scope joined | `merge_back` |
 //! | rayon `join` | `contextvars::rayon::join(a, b)` | each closure: the caller's context | all, once both returned: `a`'s, then `b`'s | always (feature `rayon`) |
 //! | rayon `scope` | `contextvars::rayon::scope(\|s\| s.spawn(..))` | the body and each spawn: the context where it was started | all, when the scope ends: the body's, then the spawns' in spawn order | always (feature `rayon`) |
-//! | rayon parallel iterator | `.with_context()` (`contextvars::rayon::WithContextExt`) | each item: the caller's context at `.with_context()` | when the iterator is consumed: recorded; with `.merge_back()`: all, item after item in the iterator's order | `.with_context()`, then `.merge_back()` (feature `rayon`) |
+//! | rayon parallel iterator | `.with_context()` (`contextvars::rayon::WithContextExt`) | each item: the caller's context at `.with_context()` | when the iterator is consumed: marked; with `.merge_back()`: all, item after item in the iterator's order | `.with_context()`, then `.merge_back()` (feature `rayon`) |
 //! | plain `tokio::spawn`, plain rayon job | (not through this crate) | nothing: the task or job reads defaults, and `set` panics with the fix (for rayon jobs, with the runtime's `rayon` feature, enabled by this crate's) | nothing | start it with the rows above, or wrap it: `Context::current().scope(fut)`, `context.run(f)` |
 //! | plain `std::thread::spawn` | (not through this crate) | nothing: the thread starts with an empty context of its own | nothing | [`thread::spawn`](crate::thread::spawn) |
-//! | foreign executor or pool | [`Fork::current()`](crate::Fork::current), then [`fork.context()`](crate::Fork::context) `.scope(fut)` or `.run(f)` | the context at the fork | at [`fork.join(end)`](crate::Fork::join): recorded; at [`fork.merge_back(end)`](crate::Fork::merge_back): all, where you call it | [`Fork`](crate::Fork); `Context::current().scope(fut)` alone copies down only |
+//! | foreign executor or pool | [`Fork::current()`](crate::Fork::current), then [`fork.context()`](crate::Fork::context) `.scope(fut)` or `.run(f)` | the context at the fork | at [`fork.join(end)`](crate::Fork::join): marked; at [`fork.merge_back(end)`](crate::Fork::merge_back): all, where you call it | [`Fork`](crate::Fork); `Context::current().scope(fut)` alone copies down only |
 //!
 //! Changes always land in the context current where the join runs, never in a thread's
 //! own context behind the code's back: joining from a tokio task that has no context of its

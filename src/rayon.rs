@@ -136,7 +136,7 @@ where
         context.run(|| op(&scope))
     });
     fork.merge_back(context);
-    let mut finished = std::mem::take(&mut *spawned.finished.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut finished = std::mem::take(&mut *spawned.lock());
     finished.sort_unstable_by_key(|(order, _, _)| *order);
     for (_, fork, context) in finished {
         fork.merge_back(context);
@@ -156,6 +156,13 @@ struct Spawned {
     next: AtomicU64,
     /// Spawn order, the fork and the final context of every closure that returned.
     finished: Mutex<Vec<(u64, Fork, Context)>>,
+}
+
+impl Spawned {
+    /// The finished closures; a panic elsewhere does not keep them from the scope's end.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Fork, Context)>> {
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl<'scope> Scope<'_, 'scope> {
@@ -180,7 +187,7 @@ impl<'scope> Scope<'_, 'scope> {
         self.inner.spawn(move |inner| {
             let mut context = fork.context();
             context.run(|| body(&Scope { inner, spawned: &spawned }));
-            spawned.finished.lock().unwrap_or_else(PoisonError::into_inner).push((order, fork, context));
+            spawned.lock().push((order, fork, context));
         });
     }
 }
@@ -272,7 +279,7 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
     }
 }
 
-/// Merges a child's changes into the current context: all of them, or the recorded ones.
+/// Merges a child's changes into the current context: all of them, or the marked ones.
 fn deliver(fork: Fork, child: Context, all: bool) {
     if all { fork.merge_back(child) } else { fork.join(child) }
 }

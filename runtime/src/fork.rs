@@ -19,8 +19,8 @@ use crate::map::Map;
 /// `.await` of a [`JoinHandle`](crate::JoinHandle) delivers: the changes of its
 /// `#[propagate(back)]` functions) or [`merge_back`](Fork::merge_back) (all its changes).
 /// Both merge into the context current where they are called, with the fork as the base of
-/// the three-way merge (see [`Changes::apply`](crate::Changes::apply)). A child that panicked should deliver
-/// nothing: drop its context instead.
+/// the three-way merge (see [`Changes::apply`](crate::Changes::apply)). A child that
+/// panicked should deliver nothing: drop its context instead.
 ///
 /// ```
 /// use contextvars_runtime::{ContextVar, Fork};
@@ -81,16 +81,16 @@ impl Fork {
     }
 
     /// Merges into the current context what a plain `.await` of a
-    /// [`JoinHandle`](crate::JoinHandle) delivers: the changes the child's
-    /// `#[propagate(back)]` functions recorded, which keep flowing up through the joins
-    /// above.
+    /// [`JoinHandle`](crate::JoinHandle) delivers: the final values of the variables marked
+    /// in the child (those a `#[propagate(back)]` function, or a join's delivery, changed),
+    /// marked again here so that they keep flowing up through the joins above.
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, Fork};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let fork = Fork::current();
     /// let mut child = fork.context();
-    /// child.run(|| N.set(1)); // not recorded: stays in the child
+    /// child.run(|| N.set(1)); // not marked: stays in the child
     /// fork.join(child);
     /// assert_eq!(N.get(), 0);
     /// ```
@@ -103,7 +103,8 @@ impl Fork {
         self.deliver(child.map, Deliver::Marked);
     }
 
-    /// Merges all the child's changes into the current context (see [`Changes::apply`](crate::Changes::apply)).
+    /// Merges all the child's changes into the current context (see
+    /// [`Changes::apply`](crate::Changes::apply)).
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, Fork};

@@ -125,8 +125,8 @@ impl<T: 'static> JoinSet<T> {
     }
 
     /// Waits for the next task to finish and delivers, into the awaiting context, what a
-    /// plain `.await` of its [`JoinHandle`](crate::JoinHandle) would: the changes its
-    /// `#[propagate(back)]` functions recorded. `None` when the set is empty.
+    /// plain `.await` of its [`JoinHandle`](crate::JoinHandle) would: the final values of the
+    /// variables its `#[propagate(back)]` functions changed. `None` when the set is empty.
     ///
     /// Cancel safe, like tokio's: if the future is dropped before it is ready, no task is
     /// taken out of the set and nothing is delivered.
@@ -139,7 +139,7 @@ impl<T: 'static> JoinSet<T> {
     /// let mut set = JoinSet::new();
     /// set.spawn(async { N.set(1); "done" });
     /// assert_eq!(set.join_next().await.unwrap().unwrap(), "done");
-    /// assert_eq!(N.get(), 0); // not recorded by a #[propagate(back)] function: stays behind
+    /// assert_eq!(N.get(), 0); // not changed by a #[propagate(back)] function: stays behind
     /// assert!(set.join_next().await.is_none());
     /// # });
     /// ```
@@ -153,8 +153,9 @@ impl<T: 'static> JoinSet<T> {
     }
 
     /// Waits for the next task to finish and merges all its changes into the awaiting
-    /// context, against the context it was forked from (see [`Changes::apply`](crate::Changes::apply)).
-    /// `None` when the set is empty. Cancel safe, like [`join_next`](JoinSet::join_next).
+    /// context, against the context it was forked from (see
+    /// [`Changes::apply`](crate::Changes::apply)). `None` when the set is empty. Cancel safe,
+    /// like [`join_next`](JoinSet::join_next).
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, JoinSet};
@@ -176,8 +177,12 @@ impl<T: 'static> JoinSet<T> {
     }
 
     /// Polls for the next finished task and delivers its changes (all of them, or the
-    /// recorded ones) in the same poll, so that a dropped join loses nothing.
-    fn poll_join_next(&mut self, cx: &mut TaskContext<'_>, what: Deliver) -> Poll<Option<Result<T, JoinError>>> {
+    /// marked ones) in the same poll, so that a dropped join loses nothing.
+    fn poll_join_next(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        what: Deliver,
+    ) -> Poll<Option<Result<T, JoinError>>> {
         let finished = match ready!(self.inner.poll_join_next(cx)) {
             None => return Poll::Ready(None),
             Some(Err(error)) => return Poll::Ready(Some(Err(error))),

@@ -5,7 +5,7 @@
 //! variable at its default. One started here begins in a copy of the spawner's context
 //! (without the variables declared `inherit(false)`), and its join brings its changes back
 //! into the context current on the joining thread, like the joins of tasks:
-//! [`join`](JoinHandle::join) what its `#[propagate(back)]` functions recorded,
+//! [`join`](JoinHandle::join) what its `#[propagate(back)]` functions changed,
 //! [`merge_back`](JoinHandle::merge_back) all of them. A thread that panicked delivers
 //! nothing.
 //!
@@ -64,16 +64,16 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    /// Waits for the thread and merges the changes its `#[propagate(back)]` functions
-    /// recorded into the current context (what a plain `.await` of a task's
-    /// [`JoinHandle`](crate::JoinHandle) does). `Err` with the panic's payload if the thread
-    /// panicked: nothing is delivered then.
+    /// Waits for the thread and merges the final values of the variables its
+    /// `#[propagate(back)]` functions changed into the current context (what a plain
+    /// `.await` of a task's [`JoinHandle`](crate::JoinHandle) does). `Err` with the panic's
+    /// payload if the thread panicked: nothing is delivered then.
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// thread::spawn(|| N.set(1)).join().unwrap();
-    /// assert_eq!(N.get(), 0); // not recorded: stays in the thread
+    /// assert_eq!(N.get(), 0); // not changed by a #[propagate(back)] function: stays in the thread
     /// assert!(thread::spawn(|| panic!("boom")).join().is_err());
     /// ```
     ///
@@ -222,8 +222,8 @@ pub struct ScopedJoinHandle<'scope, T> {
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
-    /// Waits for the thread and merges the changes its `#[propagate(back)]` functions
-    /// recorded into the current context (see [`JoinHandle::join`]).
+    /// Waits for the thread and merges the final values of the variables its
+    /// `#[propagate(back)]` functions changed into the current context (see [`JoinHandle::join`]).
     ///
     /// ```
     /// use contextvars_runtime::{ContextVar, thread};
