@@ -1,9 +1,10 @@
 //! rayon's [`join`], [`scope`] and parallel iterators, whose closures run in copies of the
 //! caller's context (feature `rayon`).
 //!
-//! A rayon job runs on a pool thread, outside the context of the code that started it: there
-//! a variable reads its default, and `set` panics with the fix (so no job's value reaches
-//! the next job on that thread). The functions here carry the caller's context along:
+//! A plain rayon job runs on a pool thread, in that thread's own context rather than the
+//! context of the code that started it: it sees none of the caller's values, and nothing it
+//! sets comes back. The functions here carry the caller's context along, and leave the pool
+//! threads' own contexts untouched:
 //!
 //! * [`join`] and [`scope`] run every closure in a copy of the context current where it was
 //!   started, and merge all their changes back into the caller once they have all finished,
