@@ -87,7 +87,10 @@
 //! Such a task has no context of its own: it runs on its worker thread's context, which every
 //! task on that thread shares. There [`ContextVar::get`] returns the default and
 //! [`ContextVar::set`] panics with the fix: start the task with [`spawn`] (or wrap its future
-//! in [`Context::current()`](Context::current)[`.scope(fut)`](Context::scope)). The bodies of
+//! in [`Context::current()`](Context::current)[`.scope(fut)`](Context::scope)). Awaiting a
+//! [`JoinHandle`] there delivers nothing, since the task has no context to take it, and
+//! [`merge_back`](JoinHandle::merge_back) panics with the same fix when the child changed
+//! something. The bodies of
 //! `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's context
 //! and can `set` freely.
 //!

@@ -287,3 +287,37 @@ async fn a_variable_changed_and_put_back_inside_a_call_is_not_marked() {
     .unwrap();
     assert!(!N.is_set());
 }
+
+/// The panic message of a task's `JoinError`.
+fn panic_message(error: tokio::task::JoinError) -> String {
+    let payload = error.into_panic();
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast::<&'static str>().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+#[tokio::test]
+async fn a_plain_await_in_a_task_without_a_context_delivers_nothing() {
+    // The raw task has no context to receive into (it reads defaults): what its child's
+    // function marked stops there, as at a dropped handle, instead of panicking in the await.
+    let seen = tokio::spawn(async {
+        contextvars::spawn(authenticate("bob")).await.unwrap();
+        USER.get()
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, None);
+}
+
+#[tokio::test]
+async fn merge_back_in_a_task_without_a_context_panics_naming_the_join() {
+    let error = tokio::spawn(async { contextvars::spawn(async { N.set(1) }).merge_back().await.unwrap() })
+        .await
+        .unwrap_err();
+    let message = panic_message(error);
+    assert!(message.contains("`merge_back()`") && message.contains("`N`"), "{message}");
+    assert!(message.contains("contextvars::spawn"), "{message}");
+    // Nothing to bring back: the join is fine there.
+    tokio::spawn(async { contextvars::spawn(async {}).merge_back().await.unwrap() }).await.unwrap();
+}

@@ -158,6 +158,15 @@ pub(crate) fn swap(map: &mut Map, id: &mut u64, entered: &mut Entered, direction
     });
 }
 
+/// Whether this is a tokio task that has no context of its own: where `write` panics.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+pub(crate) fn in_task_without_context() -> bool {
+    CURRENT
+        .try_with(|frame| frame.try_borrow().is_ok_and(|frame| frame.entered == Entered::Root))
+        .unwrap_or(false)
+        && in_unscoped_task()
+}
+
 /// Whether a `Scope` is being polled on this thread, i.e. we are inside async code.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) fn in_async() -> bool {

@@ -4,6 +4,7 @@
 //! at its end are all it needs, whatever ran the child.
 
 use crate::changes::Changes;
+use crate::current;
 use crate::map::Map;
 
 /// Which of a child's changes a join delivers.
@@ -24,15 +25,37 @@ pub(crate) enum Deliver {
 /// base = `fork` (the parent's context at the spawn), parent = the current context,
 /// child = `end` (the child's final context). `start` is where the child began when it
 /// differs from `fork` (variables that are not inherited, and marks, are left out of it).
+///
+/// A tokio task without a context of its own (a raw `tokio::spawn`) has nowhere to take the
+/// changes: a plain `.await` there delivers nothing (the marks stop there, as at a dropped
+/// handle: the task reads defaults anyway), and `merge_back()`, which asked for them, panics
+/// with the fix when there is something to bring back.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
 pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
+    let without_context = current::in_task_without_context();
+    if without_context && what == Deliver::Marked {
+        return;
+    }
     let from = start.as_ref().unwrap_or(&fork);
     let changes = match what {
         Deliver::Marked => Changes::marked(&fork, from, &end),
         Deliver::All => Changes::forked(&fork, from, &end, true),
     };
+    if let Some(var) = changes.vars().find(|var| without_context && var.var_flows_back()) {
+        merge_back_without_context(var.var_name());
+    }
     // Let go of the child's maps first: the current context may then own its nodes again and
     // take the changes in place.
     drop((fork, start, end));
     changes.apply();
+}
+
+#[cold]
+fn merge_back_without_context(var: &str) -> ! {
+    panic!(
+        "contextvars: `merge_back()` awaited in a tokio task that has no context of its own: the \
+         child's change to `{var}` has nowhere to land. Start the task with `contextvars::spawn(fut)` \
+         instead of `tokio::spawn(fut)`, or wrap its future: \
+         `tokio::spawn(contextvars::Context::current().scope(fut))`."
+    )
 }

@@ -144,6 +144,10 @@ impl<F: Future> Future for Tracked<F> {
 /// (see [`Changes::apply`](crate::Changes::apply) for the rules). A panicked or aborted child
 /// delivers nothing.
 ///
+/// In a task started with a raw `tokio::spawn`, which has no context of its own to take the
+/// changes, a plain `.await` delivers nothing and `merge_back()` panics with the fix (start
+/// that task with [`spawn`] instead) when the child changed something.
+///
 /// Dropping the handle detaches the task, as with tokio; its changes are then lost.
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<(T, Context)>,
