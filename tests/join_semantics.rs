@@ -321,3 +321,37 @@ async fn merge_back_in_a_task_without_a_context_panics_naming_the_join() {
     // Nothing to bring back: the join is fine there.
     tokio::spawn(async { contextvars::spawn(async {}).merge_back().await.unwrap() }).await.unwrap();
 }
+
+/// Writes what `N` reads when it is dropped.
+struct ReadsOnDrop(std::sync::Arc<std::sync::Mutex<Option<u32>>>);
+
+impl Drop for ReadsOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(N.get());
+        N.set(99); // in a copy: lands nowhere
+    }
+}
+
+#[tokio::test]
+async fn a_function_dropped_before_its_first_poll_drops_in_a_copy_of_the_callers_context() {
+    N.set(5);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let guard = ReadsOnDrop(seen.clone());
+    drop(propagate_back_async(None, async move {
+        let _guard = guard;
+    }));
+    assert_eq!(*seen.lock().unwrap(), Some(5));
+    assert_eq!(N.get(), 5);
+}
+
+#[tokio::test]
+async fn a_function_polled_after_it_completed_panics_naming_itself() {
+    use futures::FutureExt;
+    let mut call = Box::pin(propagate_back_async(None, async { N.set(1) }));
+    call.as_mut().await;
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().now_or_never())).unwrap_err();
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("`PropagateBack` polled after completion"), "{message}");
+    assert_eq!(N.get(), 1);
+}

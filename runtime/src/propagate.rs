@@ -91,19 +91,40 @@ pub fn propagate_back_async<F: Future>(
     vars: Option<&'static [&'static dyn AnyVar]>,
     future: F,
 ) -> PropagateBack<F> {
-    PropagateBack { vars, entry: None, scope: Context::new().scope(future) }
+    PropagateBack { vars, state: State::Unpolled, scope: Context::new().scope(future) }
+}
+
+/// Where a [`PropagateBack`] is in its life.
+enum State {
+    Unpolled,
+    /// Running: the copy as it was at the first poll.
+    Running(Map),
+    Done,
 }
 
 pin_project! {
     /// The future of [`propagate_back_async`]: runs the inner future in a copy of the context
     /// and lands its changes when it completes.
+    ///
+    /// Dropped before its first poll, the inner future is dropped in a copy of the context
+    /// current then, as it would have run; polled after it completed, it panics.
     #[must_use = "futures do nothing unless polled"]
     pub struct PropagateBack<F> {
         vars: Option<&'static [&'static dyn AnyVar]>,
-        // The copy as it was at the first poll; `None` before it.
-        entry: Option<Map>,
+        state: State,
         #[pin]
         scope: Scope<F>,
+    }
+
+    impl<F> PinnedDrop for PropagateBack<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // The inner future is dropped with the scope, in the scope's context: give it
+            // the copy it would have run in (a `Drop` in it may read variables).
+            if matches!(this.state, State::Unpolled) {
+                this.scope.enter_copy_of(current::snapshot());
+            }
+        }
     }
 }
 
@@ -112,15 +133,21 @@ impl<F: Future> Future for PropagateBack<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        if this.entry.is_none() {
-            // Copied at the first poll, not at the call: the future may be created long
-            // before it runs, and its changes are relative to where it ran.
-            let entry = current::snapshot();
-            this.scope.as_mut().enter_copy_of(entry.clone());
-            *this.entry = Some(entry);
+        match this.state {
+            State::Running(_) => {}
+            State::Unpolled => {
+                // Copied at the first poll, not at the call: the future may be created long
+                // before it runs, and its changes are relative to where it ran.
+                let entry = current::snapshot();
+                this.scope.as_mut().enter_copy_of(entry.clone());
+                *this.state = State::Running(entry);
+            }
+            State::Done => panic!("`PropagateBack` polled after completion"),
         }
         let (output, exit) = ready!(this.scope.poll_with_context(cx));
-        let entry = this.entry.take().expect("`PropagateBack` polled after completion");
+        let State::Running(entry) = std::mem::replace(this.state, State::Done) else {
+            unreachable!("set to `Running` above")
+        };
         land(entry, exit.map, *this.vars);
         Poll::Ready(output)
     }
@@ -128,7 +155,9 @@ impl<F: Future> Future for PropagateBack<F> {
 
 impl<F> std::fmt::Debug for PropagateBack<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PropagateBack").field("started", &self.entry.is_some()).finish_non_exhaustive()
+        f.debug_struct("PropagateBack")
+            .field("started", &!matches!(self.state, State::Unpolled))
+            .finish_non_exhaustive()
     }
 }
 

@@ -46,6 +46,17 @@ pin_project! {
     }
 }
 
+impl<F> Scope<F> {
+    /// Replaces the scope's context, before its first poll, with a fresh copy (a new
+    /// identity for tokens) of `map`: `PropagateBack` takes its copy when first polled
+    /// (or dropped unpolled).
+    pub(crate) fn enter_copy_of(self: Pin<&mut Self>, map: Map) {
+        let frame = self.project().frame;
+        frame.map = map;
+        frame.id = 0;
+    }
+}
+
 impl<F: Future> Scope<F> {
     pub(crate) fn new(context: Context, future: F) -> Scope<F> {
         Scope {
@@ -64,14 +75,6 @@ impl<F: Future> Scope<F> {
     /// ```
     pub fn context(&self) -> Context {
         Context { map: self.frame.map.clone(), id: 0 }
-    }
-
-    /// Replaces the scope's context, before its first poll, with a fresh copy (a new
-    /// identity for tokens) of `map`: `PropagateBack` takes its copy when first polled.
-    pub(crate) fn enter_copy_of(self: Pin<&mut Self>, map: Map) {
-        let frame = self.project().frame;
-        frame.map = map;
-        frame.id = 0;
     }
 
     /// Polls the inner future in the scope's context and, once it is ready (the inner future
