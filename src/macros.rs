@@ -121,8 +121,9 @@ pub use contextvars_macros::context_vars;
 /// (`join!`, `join_all`) each work on their own copy and merge, so no update is lost where a
 /// merge function is declared.
 ///
-/// The caller keeps its context: a token it made before the call still resets after it; a
-/// token made inside the function resets only inside it.
+/// The caller keeps its context: a token it made before the call still resets after it (not
+/// inside the function, which runs in a copy); a token made inside the function resets only
+/// inside it.
 ///
 /// The variables that land are marked in the receiving context. A plain `.await` of a
 /// [`JoinHandle`](crate::JoinHandle) delivers, for each variable marked in the child, the

@@ -355,3 +355,18 @@ async fn a_function_polled_after_it_completed_panics_naming_itself() {
     assert!(message.contains("`PropagateBack` polled after completion"), "{message}");
     assert_eq!(N.get(), 1);
 }
+
+#[propagate(back)]
+fn reset_inside(token: contextvars::Token<u32>) -> Result<(), Error> {
+    N.reset(token)
+}
+
+#[tokio::test]
+async fn a_token_made_before_the_call_does_not_reset_inside_it_and_the_error_says_why() {
+    N.set(1);
+    let token = N.set(2);
+    let error = reset_inside(token).unwrap_err();
+    assert!(matches!(error, Error::TokenFromOtherContext { var: "N" }));
+    assert!(error.to_string().contains("#[propagate]"), "{error}");
+    assert_eq!(N.get(), 2);
+}

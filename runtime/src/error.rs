@@ -14,8 +14,10 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The token was created by `set` in another context (another task, thread or
-    /// [`Context::run`](crate::Context::run)) than the current one.
+    /// The token was created by `set` in another context (another task, thread,
+    /// [`Context::run`](crate::Context::run), or a `#[propagate(back)]` /
+    /// `#[propagate(none)]` function, which runs in a copy of its caller's context) than the
+    /// current one.
     TokenFromOtherContext {
         /// The variable the token belongs to.
         var: &'static str,
@@ -35,7 +37,8 @@ impl fmt::Display for Error {
             Error::TokenFromOtherContext { var } => write!(
                 f,
                 "the token of `{var}` was created in a different context: reset a variable in \
-                 the task, thread or `Context::run` that called `set`"
+                 the task, thread, `Context::run` or `#[propagate]` function that called `set` \
+                 (such a function runs in a copy of its caller's context)"
             ),
             Error::TokenFromOtherVar { token_var, var } => write!(
                 f,

@@ -32,7 +32,8 @@ use crate::var::AnyVar;
 /// delivers them to whoever awaits it. If `f` panics, nothing lands.
 ///
 /// The caller's context keeps its identity: a token it made before the call still resets in
-/// it afterwards. A token made inside `f` belongs to the copy, and resets only inside `f`.
+/// it afterwards (but not inside `f`, which runs in the copy). A token made inside `f`
+/// belongs to the copy, and resets only inside `f`.
 ///
 /// ```
 /// use contextvars_runtime::{ContextVar, propagate_back};
