@@ -370,3 +370,46 @@ async fn a_token_made_before_the_call_does_not_reset_inside_it_and_the_error_say
     assert!(error.to_string().contains("#[propagate]"), "{error}");
     assert_eq!(N.get(), 2);
 }
+
+#[propagate(back)]
+fn current_user_len() -> usize {
+    USER.get().map_or(0, |user| user.len())
+}
+
+/// A value whose `Clone` calls a `#[propagate(back)]` function that only reads: `get`
+/// clones it while it reads the context.
+#[derive(Debug)]
+struct CallsOnClone(usize);
+
+impl Clone for CallsOnClone {
+    fn clone(&self) -> CallsOnClone {
+        CallsOnClone(self.0 + current_user_len())
+    }
+}
+
+static CALLS_ON_CLONE: ContextVar<Option<CallsOnClone>> = ContextVar::new("CALLS_ON_CLONE", || None);
+
+#[test]
+fn a_function_called_from_the_clone_of_a_value_being_read_works_as_without_the_attribute() {
+    USER.set(Some("ada".into()));
+    CALLS_ON_CLONE.set(Some(CallsOnClone(10)));
+    assert_eq!(CALLS_ON_CLONE.get().map(|value| value.0), Some(13));
+}
+
+#[test]
+fn entering_a_context_from_the_clone_of_a_value_being_read_panics_naming_the_cause() {
+    #[derive(Debug)]
+    struct RunsOnClone;
+    impl Clone for RunsOnClone {
+        fn clone(&self) -> RunsOnClone {
+            contextvars::Context::new().run(|| RunsOnClone)
+        }
+    }
+    static RUNS_ON_CLONE: ContextVar<Option<RunsOnClone>> = ContextVar::new("RUNS_ON_CLONE", || None);
+    RUNS_ON_CLONE.set(Some(RunsOnClone));
+    let panic = std::panic::catch_unwind(|| RUNS_ON_CLONE.get()).unwrap_err();
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("from inside the `Clone` of a value that `get` is cloning"), "{message}");
+    // The thread's context is intact.
+    assert!(RUNS_ON_CLONE.is_set());
+}

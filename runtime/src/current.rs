@@ -119,6 +119,22 @@ fn reentrant_write(var: &'static str) -> ! {
     )
 }
 
+/// A context entered from code that runs while `get` holds the context.
+#[cold]
+fn reentrant_enter() -> ! {
+    panic!(
+        "contextvars: a context entered (`Context::run`, a `Scope`, a `#[propagate(none)]` \
+         function) from inside the `Clone` of a value that `get` is cloning; enter it before or \
+         after the `get`, or read the value with `with`, which does not hold the context"
+    )
+}
+
+/// Whether `get` holds the thread's context: code that runs now is a `Clone` of the value it
+/// clones, which can neither enter a context nor write.
+pub(crate) fn in_get() -> bool {
+    CURRENT.try_with(|frame| frame.try_borrow_mut().is_err()).unwrap_or(false)
+}
+
 #[cold]
 #[track_caller]
 fn unscoped_write(var: &'static str) -> ! {
@@ -143,7 +159,8 @@ pub(crate) fn swap(map: &mut Map, id: &mut u64, entered: &mut Entered, direction
     // During thread teardown there is nothing to swap with (a scoped future dropped by
     // another thread-local's destructor): entering and leaving are then both no-ops.
     let _ = CURRENT.try_with(|frame| {
-        let frame = &mut *frame.borrow_mut();
+        let Ok(mut frame) = frame.try_borrow_mut() else { reentrant_enter() };
+        let frame = &mut *frame;
         // In place, field by field: a copy of the frame through the stack would be read back
         // in one wide load right after narrower stores, and stall on it.
         frame.map.swap(map);

@@ -54,6 +54,12 @@ use crate::var::AnyVar;
 /// # });
 /// ```
 pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl FnOnce() -> R) -> R {
+    if current::in_get() {
+        // Called from the `Clone` of a value that `get` is cloning: no context can be entered
+        // there, nor can `f` set anything (a `set` panics and says why), so `f` run in place
+        // reads what it would read in the copy, and there is nothing to land.
+        return f();
+    }
     let entry = current::snapshot();
     let mut copy = Context { map: entry.clone(), id: 0 };
     let output = copy.run(f);

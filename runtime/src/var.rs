@@ -140,7 +140,10 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
 
     /// The value in the current context, or the default.
     ///
-    /// Allocates nothing beyond `T::clone`.
+    /// Allocates nothing beyond `T::clone`. That clone runs while the context is held: it may
+    /// read variables (and call `#[propagate(back)]` functions that only read), but setting a
+    /// variable or entering a context (`Context::run`, a `Scope`) there panics and says so;
+    /// [`with`](Self::with) does not hold the context while its closure runs.
     ///
     /// ```
     /// use contextvars_runtime::ContextVar;
