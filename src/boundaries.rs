@@ -29,8 +29,9 @@
 //! | foreign executor or pool | [`Fork::current()`](crate::Fork::current), then [`fork.context()`](crate::Fork::context) `.scope(fut)` or `.run(f)` | the context at the fork | at [`fork.join(end)`](crate::Fork::join): marked; at [`fork.merge_back(end)`](crate::Fork::merge_back): all, where you call it | [`Fork`](crate::Fork); `Context::current().scope(fut)` alone copies down only |
 //!
 //! Changes always land in the context current where the join runs, never in a thread's
-//! own context behind the code's back: joining from a tokio task that has no context of its
-//! own panics with the fix if anything is to land.
+//! own context behind the code's back. A tokio task that has no context of its own has
+//! nowhere to take them: a plain join there delivers nothing (the marks stop there, as at a
+//! dropped handle), and a `merge_back` join panics with the fix if anything is to land.
 //!
 //! ## A foreign executor
 //!

@@ -127,6 +127,6 @@ async fn a_raw_task_that_merges_a_change_back_panics_and_names_the_fix() {
             .await
             .unwrap_err();
     let message = panic_message(error);
-    assert!(message.contains("`merge_back()`") && message.contains("`USER`"), "{message}");
+    assert!(message.contains("a `merge_back` join") && message.contains("`USER`"), "{message}");
     assert!(message.contains("contextvars::spawn"), "{message}");
 }

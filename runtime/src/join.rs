@@ -27,9 +27,9 @@ pub(crate) enum Deliver {
 /// differs from `fork` (variables that are not inherited, and marks, are left out of it).
 ///
 /// A tokio task without a context of its own (a raw `tokio::spawn`) has nowhere to take the
-/// changes: a plain `.await` there delivers nothing (the marks stop there, as at a dropped
-/// handle: the task reads defaults anyway), and `merge_back()`, which asked for them, panics
-/// with the fix when there is something to bring back.
+/// changes: a plain join there delivers nothing (the marks stop there, as at a dropped
+/// handle: the task reads defaults anyway), and a `merge_back` join, which asked for them,
+/// panics with the fix when there is something to bring back.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
 pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     let without_context = current::in_task_without_context();
@@ -53,7 +53,7 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
 #[cold]
 fn merge_back_without_context(var: &str) -> ! {
     panic!(
-        "contextvars: `merge_back()` awaited in a tokio task that has no context of its own: the \
+        "contextvars: a `merge_back` join in a tokio task that has no context of its own: the \
          child's change to `{var}` has nowhere to land. Start the task with `contextvars::spawn(fut)` \
          instead of `tokio::spawn(fut)`, or wrap its future: \
          `tokio::spawn(contextvars::Context::current().scope(fut))`."
