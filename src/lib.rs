@@ -100,6 +100,30 @@
 //! ([`thread`]), rayon (`contextvars::rayon`, feature `rayon`) and any other executor ([`Fork`]):
 //! what each copies down and brings back is in one table, on the [`boundaries`] page.
 //!
+//! # Across services
+//!
+//! With the feature `opentelemetry`, a variable declared with a `baggage` key travels to the
+//! services a request calls, in the W3C `baggage` header, with the W3C trace context
+//! (`traceparent`, `tracestate`) beside it; [`#[context_var(baggage = "…", back_from_remote =
+//! true)]`](context_var) also lets a called service send its changes back, merged into the
+//! caller like a join (a non-standard response header, opt-in per variable). The server
+//! reads the headers with `opentelemetry::IncomingLayer` (a `ContextLayer` that reads them),
+//! the client writes them with `opentelemetry::OutgoingLayer` or `opentelemetry::inject`.
+//!
+//! ```ignore
+//! #[context_var(baggage = "user.id")]                            // travels to callees
+//! static USER: Option<String>;
+//! #[context_var(baggage = "db.rows", back_from_remote = true)]   // and this one comes back
+//! static ROWS: u64;
+//!
+//! let backend = Router::new().route("/", get(handler)).layer(IncomingLayer::new());
+//! let client = OutgoingLayer::new().layer(hyper_client);          // any tower HTTP client
+//! ```
+//!
+//! Entries no variable declares are forwarded, never turned into variables; a value sent
+//! back for a variable not declared `back_from_remote = true` is ignored. See the module
+//! `opentelemetry` for the limits, the encoding and the interop with `opentelemetry_sdk`.
+//!
 //! # Features
 //!
 //! * `tokio` (default): [`spawn`], [`spawn_blocking`], [`spawn_local`], [`JoinSet`],
@@ -108,6 +132,9 @@
 //! * `tracing`: `tracing::ContextFields`, context variables on every log event.
 //! * `rayon`: `rayon::join`, `rayon::scope` and `.with_context()` on parallel iterators, whose
 //!   closures run in copies of the caller's context.
+//! * `opentelemetry`: `opentelemetry`, variables across services in the W3C `baggage`
+//!   header, the trace context with them, and values back over the wire (see
+//!   [Across services](#across-services)).
 #![forbid(unsafe_code)]
 // Examples compile without a warning, so that what users paste stays clean.
 #![doc(test(attr(deny(warnings))))]
@@ -128,6 +155,8 @@ pub mod boundaries;
 #[cfg(feature = "rayon")]
 pub mod rayon;
 
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]
@@ -140,10 +169,32 @@ pub use macros::{context_var, context_vars, propagate, sync_endpoint};
 /// What the macros expand to. Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(not(feature = "opentelemetry"))]
+    pub use crate::__contextvars_baggage_needs_opentelemetry as baggage_var;
+    #[cfg(feature = "opentelemetry")]
+    pub use crate::opentelemetry::Registered as RegisteredBaggage;
+    #[cfg(feature = "opentelemetry")]
+    pub use crate::register_baggage as baggage_var;
     #[cfg(feature = "tokio")]
     pub use contextvars_runtime::run_sync_endpoint;
     pub use contextvars_runtime::{
         AnyVar, Context, ContextVar, assert_send_argument, assert_send_argument_type, new_context_var,
         propagate_back, propagate_back_async,
+    };
+    #[cfg(feature = "opentelemetry")]
+    pub use inventory;
+}
+
+/// What `#[context_var(baggage = "…")]` expands to without the feature: one error that
+/// names it.
+#[cfg(not(feature = "opentelemetry"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contextvars_baggage_needs_opentelemetry {
+    ($($var:tt)*) => {
+        ::core::compile_error!(
+            "`baggage = \"…\"` needs the feature `opentelemetry` of `contextvars`: \
+             `contextvars = { version = \"…\", features = [\"opentelemetry\"] }`"
+        );
     };
 }

@@ -88,13 +88,16 @@ impl CratePath {
     }
 }
 
-/// `#[context_var(name = "…", inherit = bool, back = bool, merge = path, crate = path)]`.
+/// `#[context_var(name = "…", inherit = bool, back = bool, merge = path, baggage = "key",
+/// back_from_remote = bool, crate = path)]`.
 #[derive(Default)]
 pub(crate) struct VarArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) inherit: Option<LitBool>,
     pub(crate) back: Option<LitBool>,
     pub(crate) merge: Option<Expr>,
+    pub(crate) baggage: Option<LitStr>,
+    pub(crate) back_from_remote: Option<LitBool>,
     krate: Option<Path>,
 }
 
@@ -109,14 +112,23 @@ impl VarArgs {
                 "back" => set(&mut out.back, name, boolean(&arg, errors), errors),
                 "merge" => set(&mut out.merge, name, merge(&arg, errors), errors),
                 "crate" => set(&mut out.krate, name, crate_path(&arg, errors), errors),
+                "baggage" => set(&mut out.baggage, name, baggage_key(&arg, errors), errors),
+                "back_from_remote" => set(&mut out.back_from_remote, name, boolean(&arg, errors), errors),
                 _ => errors.spanned(
                     name,
                     format!(
                         "unknown argument `{name}`: expected `name = \"…\"`, `inherit = bool`, \
-                         `back = bool`, `merge = fn_path` or `crate = path`"
+                         `back = bool`, `merge = fn_path`, `baggage = \"key\"`, \
+                         `back_from_remote = bool` or `crate = path`"
                     ),
                 ),
             }
+        }
+        if let (Some(back_from_remote), None) = (&out.back_from_remote, &out.baggage) {
+            errors.spanned(
+                back_from_remote,
+                "`back_from_remote` needs a `baggage` key: `baggage = \"key\", back_from_remote = true`",
+            );
         }
         out
     }
@@ -138,6 +150,22 @@ fn string(arg: &Arg, errors: &mut Errors) -> Option<LitStr> {
             None
         }
     }
+}
+
+/// A `baggage` key: an HTTP token, the only keys the W3C header can carry.
+fn baggage_key(arg: &Arg, errors: &mut Errors) -> Option<LitStr> {
+    let key = string(arg, errors)?;
+    let text = key.value();
+    let token = !text.is_empty()
+        && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+    if !token {
+        errors.spanned(
+            &key,
+            "a baggage key is an HTTP token: use letters, digits and `!#$%&'*+-.^_`|~` only, as in `\"user.id\"`",
+        );
+        return None;
+    }
+    Some(key)
 }
 
 fn boolean(arg: &Arg, errors: &mut Errors) -> Option<LitBool> {

@@ -52,6 +52,18 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
     if let Some(merge) = &args.merge {
         value = quote!(#value.merge(#merge));
     }
+    if let Some(key) = &args.baggage {
+        value = quote!(#value.baggage(#key));
+    }
+    if let Some(back_from_remote) = &args.back_from_remote {
+        value = quote!(#value.back_from_remote(#back_from_remote));
+    }
+    // A variable with a `baggage` key is registered for the integrations of the feature
+    // `opentelemetry` (without the feature, the facade's macro is one error naming it).
+    let register = args.baggage.as_ref().map(|key| {
+        let krate = args.krate().at(key.span());
+        quote_spanned!(key.span()=> #krate::__private::baggage_var!(#ident);)
+    });
     quote! {
         #(#attrs)*
         #vis #static_token #ident: #var_type = {
@@ -60,6 +72,7 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
             }
             #value
         }#semi_token
+        #register
     }
 }
 

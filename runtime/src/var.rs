@@ -54,6 +54,10 @@ pub struct ContextVar<T: 'static> {
     inherit: bool,
     back: bool,
     merge: Option<fn(&T, &T, &T) -> T>,
+    /// The key under which the variable travels in the W3C `baggage` header, if it does.
+    baggage: Option<&'static str>,
+    /// Whether a called service may send the variable back (facade feature `opentelemetry`).
+    back_from_remote: bool,
 }
 
 /// What a `reset` took out of the context, dropped once the context is released.
@@ -86,6 +90,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
             inherit: true,
             back: true,
             merge: None,
+            baggage: None,
+            back_from_remote: false,
         }
     }
 
@@ -135,6 +141,33 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub const fn merge(mut self, merge: fn(&T, &T, &T) -> T) -> Self {
         self.merge = Some(merge);
+        self
+    }
+
+    /// The key under which the variable travels to other services in the W3C `baggage`
+    /// header (used by the facade's feature `opentelemetry`, which also needs the variable
+    /// registered: `#[context_var(baggage = "…")]` does both).
+    ///
+    /// ```
+    /// use contextvars_runtime::ContextVar;
+    /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None).baggage("user.id");
+    /// assert_eq!(USER.baggage_key(), Some("user.id"));
+    /// ```
+    pub const fn baggage(mut self, key: &'static str) -> Self {
+        self.baggage = Some(key);
+        self
+    }
+
+    /// Whether a called service may send this variable back in its response, to be merged
+    /// into the caller like a join (default `false`: a remote service never sets it).
+    ///
+    /// ```
+    /// use contextvars_runtime::ContextVar;
+    /// static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).baggage("db.rows").back_from_remote(true);
+    /// assert!(ROWS.accepts_back_from_remote());
+    /// ```
+    pub const fn back_from_remote(mut self, accept: bool) -> Self {
+        self.back_from_remote = accept;
         self
     }
 
@@ -337,6 +370,29 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         self.back
     }
 
+    /// The `baggage` key given with [`baggage`](Self::baggage), if any.
+    ///
+    /// ```
+    /// use contextvars_runtime::ContextVar;
+    /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
+    /// assert_eq!(V.baggage_key(), None);
+    /// ```
+    pub const fn baggage_key(&self) -> Option<&'static str> {
+        self.baggage
+    }
+
+    /// Whether a called service may send the variable back (see
+    /// [`back_from_remote`](Self::back_from_remote)).
+    ///
+    /// ```
+    /// use contextvars_runtime::ContextVar;
+    /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
+    /// assert!(!V.accepts_back_from_remote());
+    /// ```
+    pub const fn accepts_back_from_remote(&self) -> bool {
+        self.back_from_remote
+    }
+
     /// The map key of this variable, assigned on first use.
     #[inline]
     pub(crate) fn key(&'static self) -> u32 {
@@ -377,6 +433,7 @@ impl<T: 'static> fmt::Debug for ContextVar<T> {
             .field("inherit", &self.inherit)
             .field("back", &self.back)
             .field("merge", &self.merge.is_some())
+            .field("baggage", &self.baggage)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,250 @@
+//! Context variables across services: W3C Baggage and Trace Context (feature
+//! `opentelemetry`).
+//!
+//! A variable declared with a `baggage` key travels with every call the integrations make:
+//!
+//! ```
+//! use contextvars::context_var;
+//!
+//! #[context_var(baggage = "user.id")]
+//! static USER: Option<String>;
+//! #[context_var(baggage = "db.rows", back_from_remote = true)]
+//! static ROWS: u64;
+//! ```
+//!
+//! * **Incoming**: [`IncomingLayer`] (a [`ContextLayer`](crate::tower::ContextLayer) that also
+//!   reads the headers) sets, in the request's fresh context, every declared variable the
+//!   `baggage` header names; entries no variable declares are kept in [`FORWARDED`] and sent
+//!   on, never turned into variables. `traceparent`/`tracestate` are read by
+//!   `opentelemetry_sdk`'s `TraceContextPropagator` into [`TRACE_CONTEXT`].
+//! * **Outgoing**: [`inject`] writes the declared variables' current values, the forwarded
+//!   entries and the trace context into an `http::HeaderMap`; [`OutgoingLayer`] does it for
+//!   every request of a tower client (hyper, tonic).
+//! * **Back over the wire** (not a W3C standard): a server answers with the
+//!   `back_from_remote` variables its handler changed in the [`BACK_HEADER`] response header,
+//!   encoded like a `baggage` header (`key=percent-encoded-value`, comma-separated);
+//!   [`OutgoingLayer`] merges them into the caller by the three-way merge of a join. A key
+//!   the caller did not declare with `back_from_remote = true` is ignored: a remote service
+//!   never sets any other variable.
+//!
+//! The `baggage` header is parsed leniently and written strictly (see [`Baggage`]): at least
+//! [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes travel, entries past them or invalid are
+//! dropped with a `tracing` warning, the request never fails, and no output header holds a
+//! CR or LF.
+
+mod baggage;
+mod incoming;
+mod outgoing;
+mod registry;
+mod value;
+
+use std::sync::Arc;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+pub use baggage::{Baggage, Entry, InvalidKey, MAX_BYTES, MAX_ENTRIES};
+pub use incoming::{IncomingLayer, IncomingService};
+pub use outgoing::{OutgoingFuture, OutgoingLayer, OutgoingService};
+#[doc(hidden)]
+pub use registry::Registered;
+pub use registry::{BaggageVar, declared};
+pub use value::BaggageValue;
+
+use crate::{Changes, Context, ContextVar};
+
+/// The W3C Baggage header.
+pub const BAGGAGE_HEADER: &str = "baggage";
+
+/// The response header that carries `back_from_remote` variables to the caller. Not a W3C
+/// standard: encoded like `baggage` (`key=percent-encoded-value`, comma-separated).
+pub const BACK_HEADER: &str = "contextvars-back";
+
+/// The OpenTelemetry [`Context`](opentelemetry::Context) of the current request as a
+/// context variable: set by [`IncomingLayer`] from `traceparent`/`tracestate`, copied into
+/// every task and thread spawned with `contextvars` (no `.with_context()` at each spawn),
+/// read by [`inject`]. Never flows back: a child's trace context is its own.
+///
+/// ```
+/// use contextvars::opentelemetry::TRACE_CONTEXT;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// TRACE_CONTEXT.set(opentelemetry::Context::new().with_value(7u8));
+/// let seen = contextvars::spawn(async { TRACE_CONTEXT.get().get::<u8>().copied() }).await.unwrap();
+/// assert_eq!(seen, Some(7));
+/// # }
+/// ```
+pub static TRACE_CONTEXT: ContextVar<opentelemetry::Context> =
+    ContextVar::new("opentelemetry.context", opentelemetry::Context::new).back(false);
+
+/// The received `baggage` entries no variable declares, sent on with every outgoing call.
+/// Never flows back.
+///
+/// ```
+/// use contextvars::opentelemetry::FORWARDED;
+/// assert!(FORWARDED.get().is_empty());
+/// ```
+pub static FORWARDED: ContextVar<Arc<Baggage>> =
+    ContextVar::new("baggage.forwarded", Arc::default).back(false);
+
+/// Reads the `baggage`, `traceparent` and `tracestate` headers into the current context:
+/// declared variables are set, undeclared entries go to [`FORWARDED`], the trace context to
+/// [`TRACE_CONTEXT`]. [`IncomingLayer`] calls it for every request.
+///
+/// ```
+/// use contextvars::context_var;
+/// #[context_var(baggage = "user.id")]
+/// static USER: Option<String>;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("baggage", "user.id=ada,other=1".parse().unwrap());
+/// contextvars::opentelemetry::extract(&headers);
+/// assert_eq!(USER.get().as_deref(), Some("ada"));
+/// assert_eq!(contextvars::opentelemetry::FORWARDED.get().get("other"), Some("1"));
+/// ```
+///
+/// # Panics
+///
+/// Where [`ContextVar::set`] panics: in a tokio task without a context of its own.
+pub fn extract(headers: &http::HeaderMap) {
+    let mut forwarded = Baggage::new();
+    for entry in Baggage::from_headers(headers).iter() {
+        let vars = registry::find(entry.key());
+        if vars.is_empty() {
+            forwarded.put(entry.clone());
+        }
+        for var in vars {
+            if !var.set_text(entry.value()) {
+                tracing::warn!(
+                    target: "contextvars::baggage",
+                    key = entry.key(),
+                    "dropped a baggage entry: its value is not one of the variable's type"
+                );
+            }
+        }
+    }
+    if !forwarded.is_empty() {
+        FORWARDED.set(Arc::new(forwarded));
+    }
+    if headers.contains_key("traceparent") {
+        let trace = TraceContextPropagator::new()
+            .extract_with_context(&opentelemetry::Context::new(), &Headers(headers));
+        if trace.span().span_context().is_valid() {
+            TRACE_CONTEXT.set(trace);
+        }
+    }
+}
+
+/// Writes the current context into `headers`: the declared variables that are set and the
+/// [`FORWARDED`] entries as `baggage`, the trace context (from [`TRACE_CONTEXT`], else
+/// OpenTelemetry's current context) as `traceparent`/`tracestate`. Replaces those headers.
+///
+/// ```
+/// use contextvars::context_var;
+/// #[context_var(baggage = "user.id")]
+/// static USER: Option<String>;
+///
+/// USER.set(Some("ada lovelace".into()));
+/// let mut headers = http::HeaderMap::new();
+/// contextvars::opentelemetry::inject(&mut headers);
+/// assert_eq!(headers["baggage"], "user.id=ada%20lovelace");
+/// ```
+pub fn inject(headers: &mut http::HeaderMap) {
+    let mut baggage = Baggage::clone(&FORWARDED.get());
+    for var in declared() {
+        if let Some(text) = var.text() {
+            // Declared keys are tokens (the registry checked them).
+            let _ = baggage.insert(var.key(), &text);
+        }
+    }
+    headers.remove(BAGGAGE_HEADER);
+    if let Some(value) = baggage.to_header_value() {
+        headers.insert(BAGGAGE_HEADER, value);
+    }
+    let mut trace = TRACE_CONTEXT.get();
+    if !trace.span().span_context().is_valid() {
+        trace = opentelemetry::Context::current();
+    }
+    if trace.span().span_context().is_valid() {
+        headers.remove("traceparent");
+        headers.remove("tracestate");
+        TraceContextPropagator::new().inject_context(&trace, &mut HeadersMut(headers));
+    }
+}
+
+/// The `back_from_remote` variables changed between `start` and the current context, as a
+/// [`BACK_HEADER`] value.
+fn back_header(start: &Context) -> Option<http::HeaderValue> {
+    let vars: Vec<&'static dyn BaggageVar> =
+        declared().filter(|var| var.accepts_back_from_remote()).collect();
+    if vars.is_empty() {
+        return None;
+    }
+    let any: Vec<&'static dyn crate::AnyVar> = vars.iter().map(|var| var.any_var()).collect();
+    let changes = Changes::between(start, &Context::current()).only(&any);
+    let mut back = Baggage::new();
+    for var in
+        vars.iter().filter(|var| changes.vars().any(|changed| changed.var_key() == var.any_var().var_key()))
+    {
+        if let Some(text) = var.text() {
+            let _ = back.insert(var.key(), &text);
+        }
+    }
+    back.to_header_value()
+}
+
+/// Merges a [`BACK_HEADER`] into the current context as a join merges a child: `fork` is the
+/// caller's context when the request left.
+fn merge_back(fork: &Context, headers: &http::HeaderMap) {
+    let received = Baggage::parse(headers.get_all(BACK_HEADER).iter().map(|value| value.as_bytes()));
+    if received.is_empty() {
+        return;
+    }
+    let mut child = fork.clone();
+    child.run(|| {
+        for entry in received.iter() {
+            let accepted: Vec<_> =
+                registry::find(entry.key()).iter().filter(|var| var.accepts_back_from_remote()).collect();
+            if accepted.is_empty() {
+                tracing::warn!(
+                    target: "contextvars::baggage",
+                    key = entry.key(),
+                    "ignored a value sent back for a variable not declared `back_from_remote = true`"
+                );
+            }
+            for var in accepted {
+                if var.text_in(fork).as_deref() != Some(entry.value()) && !var.set_text(entry.value()) {
+                    tracing::warn!(
+                        target: "contextvars::baggage",
+                        key = entry.key(),
+                        "ignored a value sent back: not one of the variable's type"
+                    );
+                }
+            }
+        }
+    });
+    Changes::between(fork, &child).apply();
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct HeadersMut<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        // The propagator writes its own two headers with visible-ASCII values.
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(key), http::HeaderValue::try_from(value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
