@@ -10,6 +10,11 @@ mod demo;
 #[path = "../examples/dependencies.rs"]
 mod dependencies;
 
+#[cfg(feature = "opentelemetry")]
+#[allow(dead_code)]
+#[path = "../examples/services.rs"]
+mod services;
+
 use std::sync::OnceLock;
 
 /// The demo's log, written by a global subscriber (events come from worker threads too).
@@ -95,4 +100,36 @@ async fn a_sync_dependency_sets_the_session_for_the_request_and_its_cleanup_rese
 async fn a_token_made_on_the_blocking_pool_does_not_reset_in_the_request() {
     let error = dependencies::reset_in_the_wrong_context().await.unwrap_err();
     assert!(matches!(error, contextvars::Error::TokenFromOtherContext { var: "session" }), "{error:?}");
+}
+
+/// The gateway sets the user, the backend's log names it; what the backend's SQLite query
+/// set comes back over the wire into the gateway's access log.
+#[cfg(feature = "opentelemetry")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_example_carries_the_user_to_the_backend_and_the_query_back() {
+    let dir = services::TempDir::new().unwrap();
+    let run = services::run(dir.path()).await.unwrap();
+    assert_eq!(
+        run.bodies,
+        ["analytical engine, punched cards", "compiler", "analytical engine, punched cards"]
+    );
+    assert_eq!(
+        run.backend_log,
+        [
+            "backend: orders of ada from SQLite, 2 row(s)",
+            "backend: orders of grace from SQLite, 1 row(s)",
+            "backend: orders of ada from the cache",
+        ]
+    );
+    assert_eq!(
+        run.gateway_log,
+        [
+            "gateway: GET /orders/ada 200 user=ada db.rows=2 cache.hit=false",
+            "gateway: GET /orders/grace 200 user=grace db.rows=1 cache.hit=false",
+            "gateway: GET /orders/ada 200 user=ada db.rows=0 cache.hit=true",
+        ]
+    );
+    let path = dir.path().to_owned();
+    drop(dir);
+    assert!(!path.exists(), "the temporary directory is removed");
 }
