@@ -49,6 +49,19 @@ async fn whoami() -> String {
     )
 }
 
+/// What the OpenTelemetry API itself sees as the current trace, in the handler's future and
+/// in a blocking thread that attaches the inherited `TRACE_CONTEXT`.
+async fn otel_current() -> String {
+    let here = opentelemetry::Context::current().span().span_context().trace_id();
+    let blocking = contextvars::spawn_blocking(|| {
+        let _attached = TRACE_CONTEXT.get().attach();
+        opentelemetry::Context::current().span().span_context().trace_id()
+    })
+    .await
+    .unwrap();
+    format!("{here}|{blocking}")
+}
+
 /// Blocking work that counts rows: what it sets goes back to the caller.
 #[sync_endpoint]
 fn query() -> String {
@@ -74,6 +87,7 @@ fn server() -> Router {
         .route("/whoami", get(whoami))
         .route("/query", get(query))
         .route("/hostile", get(hostile))
+        .route("/otel", get(otel_current))
         .layer(IncomingLayer::new())
 }
 
@@ -217,6 +231,19 @@ async fn the_server_reads_what_opentelemetry_sdk_propagators_write() {
     assert_eq!(reply.body(), "ada lovelace, née Byron|public|x;y|4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opentelemetry_api_sees_the_incoming_trace_in_the_handler() {
+    let addr = serve(server()).await;
+    let mut request = request("/otel");
+    let sent = opentelemetry::Context::new().with_remote_span_context(remote_span());
+    TraceContextPropagator::new().inject_context(&sent, &mut HeadersMut(request.headers_mut()));
+    let reply = call(&mut transport(addr), request).await;
+    assert_eq!(reply.body(), "4bf92f3577b34da6a3ce929d0e0e4736|4bf92f3577b34da6a3ce929d0e0e4736");
+    // And without a trace, no trace.
+    let reply = call(&mut transport(addr), self::request("/otel")).await;
+    assert_eq!(*reply.body(), format!("{0}|{0}", TraceId::INVALID));
+}
+
 /// A server without the layer: reads its request with `opentelemetry_sdk`'s propagators.
 async fn sdk_reader(headers: HeaderMap) -> String {
     let received =
@@ -321,4 +348,48 @@ proptest! {
         let read = Baggage::parse([text.as_bytes()]);
         prop_assert_eq!(read.get(&key), Some(value.as_str()));
     }
+}
+
+/// A type of the program's own, opted in through the trait.
+#[derive(Clone, Debug, PartialEq)]
+enum Plan {
+    Free,
+    Paid,
+}
+
+impl contextvars::opentelemetry::BaggageValue for Plan {
+    fn to_baggage(&self) -> Option<String> {
+        Some(match self {
+            Plan::Free => "free".into(),
+            Plan::Paid => "paid".into(),
+        })
+    }
+    fn from_baggage(text: &str) -> Option<Plan> {
+        match text {
+            "free" => Some(Plan::Free),
+            "paid" => Some(Plan::Paid),
+            _ => None,
+        }
+    }
+}
+
+/// Declared with the builder, registered by hand.
+static PLAN: contextvars::ContextVar<Plan> =
+    contextvars::ContextVar::new("PLAN", || Plan::Free).baggage("plan");
+contextvars::register_baggage!(PLAN);
+
+async fn plan() -> String {
+    format!("{:?}", PLAN.get())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builder_declared_variable_of_a_custom_type_travels() {
+    let addr = serve(Router::new().route("/plan", get(plan)).layer(IncomingLayer::new())).await;
+    let mut client = OutgoingLayer::new().layer(transport(addr));
+    assert_eq!(call(&mut client, request("/plan")).await.body(), "Free");
+    PLAN.set(Plan::Paid);
+    assert_eq!(call(&mut client, request("/plan")).await.body(), "Paid");
+    let mut bad = request("/plan");
+    bad.headers_mut().insert("baggage", "plan=gold".parse().unwrap());
+    assert_eq!(call(&mut transport(addr), bad).await.body(), "Free", "a value not of the type is dropped");
 }

@@ -16,6 +16,12 @@ use crate::tower::{ContextLayer, ContextService};
 /// its response carries, in [`BACK_HEADER`](super::BACK_HEADER), the `back_from_remote`
 /// variables the request changed. Use it in place of `ContextLayer`, outermost.
 ///
+/// While the request's future is polled, the incoming trace context is also OpenTelemetry's
+/// current context (`opentelemetry::Context::current()`), so a tracer called from the
+/// handler's own future starts its spans under the caller's. Tasks and threads spawned from
+/// the request inherit [`TRACE_CONTEXT`](super::TRACE_CONTEXT) but not OpenTelemetry's
+/// thread-local: there, `TRACE_CONTEXT.get().attach()` makes it current.
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use contextvars::{context_var, opentelemetry::IncomingLayer};
@@ -120,6 +126,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
+        // Code in the request's own future that asks the OpenTelemetry API for the current
+        // context (a tracer starting a span) finds the caller's trace as parent. Only when a
+        // trace came in: otherwise a poll costs one lookup.
+        let _attached = super::TRACE_CONTEXT.is_set().then(|| super::TRACE_CONTEXT.get().attach());
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         // Polled inside the request's scope: the current context is the request's.
         if let Some(back) = super::back_header(this.start) {
