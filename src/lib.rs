@@ -129,7 +129,9 @@
 //! * `tokio` (default): [`spawn`], [`spawn_blocking`], [`spawn_local`], [`JoinSet`],
 //!   [`block_on`], [`JoinHandle`] and `#[sync_endpoint]`.
 //! * `tower`: `tower::ContextLayer`, a fresh context for every request.
-//! * `tracing`: `tracing::ContextFields`, context variables on every log event.
+//! * `tracing`: `tracing::ContextFields`, context variables on every log event; [`spawn`],
+//!   [`spawn_blocking`] and `#[sync_endpoint]` run the child inside the current tracing span
+//!   (opt out with `tracing::spawn_without_span` and `tracing::spawn_blocking_without_span`).
 //! * `rayon`: `rayon::join`, `rayon::scope` and `.with_context()` on parallel iterators, whose
 //!   closures run in copies of the caller's context.
 //! * `opentelemetry`: `opentelemetry`, variables across services in the W3C `baggage`
@@ -147,9 +149,14 @@ pub use contextvars_runtime::{
 };
 #[cfg(feature = "tokio")]
 #[doc(inline)]
-pub use contextvars_runtime::{
-    JoinError, JoinHandle, JoinSet, MergeBack, block_on, spawn, spawn_blocking, spawn_local,
-};
+pub use contextvars_runtime::{JoinError, JoinHandle, JoinSet, MergeBack, block_on, spawn_local};
+#[cfg(all(feature = "tokio", not(feature = "tracing")))]
+#[doc(inline)]
+pub use contextvars_runtime::{spawn, spawn_blocking};
+#[cfg(all(feature = "tokio", feature = "tracing"))]
+mod spans;
+#[cfg(all(feature = "tokio", feature = "tracing"))]
+pub use spans::{spawn, spawn_blocking};
 
 pub mod boundaries;
 #[cfg(feature = "rayon")]
@@ -175,7 +182,9 @@ pub mod __private {
     pub use crate::opentelemetry::Registered as RegisteredBaggage;
     #[cfg(feature = "opentelemetry")]
     pub use crate::register_baggage as baggage_var;
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", feature = "tracing"))]
+    pub use crate::spans::run_sync_endpoint;
+    #[cfg(all(feature = "tokio", not(feature = "tracing")))]
     pub use contextvars_runtime::run_sync_endpoint;
     pub use contextvars_runtime::{
         AnyVar, Context, ContextVar, assert_send_argument, assert_send_argument_type, new_context_var,
