@@ -1,6 +1,6 @@
 //! Two services on loopback: a gateway calls a backend, and context travels both ways.
 //!
-//! `cargo run --example services --features opentelemetry` starts both axum servers on
+//! `cargo run --example services --features services-example` starts both axum servers on
 //! 127.0.0.1, sends the gateway real HTTP requests, prints both logs and exits.
 //!
 //! * The gateway authenticates the user from the path and sets `USER`. It calls the backend

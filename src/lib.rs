@@ -137,6 +137,8 @@
 //! * `opentelemetry`: `opentelemetry`, variables across services in the W3C `baggage`
 //!   header, the trace context with them, and values back over the wire (see
 //!   [Across services](#across-services)).
+//! * `services-example`: only builds `examples/services.rs` (it adds SQLite); not for
+//!   library users.
 #![forbid(unsafe_code)]
 // Examples compile without a warning, so that what users paste stays clean.
 #![doc(test(attr(deny(warnings))))]

@@ -10,7 +10,7 @@ mod demo;
 #[path = "../examples/dependencies.rs"]
 mod dependencies;
 
-#[cfg(feature = "opentelemetry")]
+#[cfg(feature = "services-example")]
 #[allow(dead_code)]
 #[path = "../examples/services.rs"]
 mod services;
@@ -104,7 +104,7 @@ async fn a_token_made_on_the_blocking_pool_does_not_reset_in_the_request() {
 
 /// The gateway sets the user, the backend's log names it; what the backend's SQLite query
 /// set comes back over the wire into the gateway's access log.
-#[cfg(feature = "opentelemetry")]
+#[cfg(feature = "services-example")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_example_carries_the_user_to_the_backend_and_the_query_back() {
     let dir = services::TempDir::new().unwrap();
