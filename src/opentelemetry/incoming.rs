@@ -22,6 +22,9 @@ use crate::tower::{ContextLayer, ContextService};
 /// the request inherit [`TRACE_CONTEXT`](super::TRACE_CONTEXT) but not OpenTelemetry's
 /// thread-local: there, `TRACE_CONTEXT.get().attach()` makes it current.
 ///
+/// The values sent back are those of the moment the response's head is ready: a change
+/// made later, while a streamed body is written, cannot travel in a header that has left.
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use contextvars::{context_var, opentelemetry::IncomingLayer};
