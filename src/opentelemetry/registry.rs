@@ -67,7 +67,7 @@ impl<T: BaggageValue + Clone + Send + Sync + 'static> BaggageVar for ContextVar<
         self.with(T::to_baggage)
     }
     fn text_in(&'static self, context: &Context) -> Option<String> {
-        if !context.is_set(self) {
+        if !context.contains(self) {
             return None;
         }
         context.get(self).to_baggage()
