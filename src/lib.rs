@@ -110,19 +110,10 @@
 //! reads the headers with `opentelemetry::IncomingLayer` (a `ContextLayer` that reads them),
 //! the client writes them with `opentelemetry::OutgoingLayer` or `opentelemetry::inject`.
 //!
-//! ```ignore
-//! #[context_var(baggage = "user.id")]                            // travels to callees
-//! static USER: Option<String>;
-//! #[context_var(baggage = "db.rows", back_from_remote = true)]   // and this one comes back
-//! static ROWS: u64;
-//!
-//! let backend = Router::new().route("/", get(handler)).layer(IncomingLayer::new());
-//! let client = OutgoingLayer::new().layer(hyper_client);          // any tower HTTP client
-//! ```
-//!
 //! Entries no variable declares are forwarded, never turned into variables; a value sent
 //! back for a variable not declared `back_from_remote = true` is ignored. See the module
-//! `opentelemetry` for the limits, the encoding and the interop with `opentelemetry_sdk`.
+//! `opentelemetry` for the limits, the encoding and the interop with `opentelemetry_sdk`, and
+//! `examples/services.rs` for a gateway and a backend that use all of it.
 //!
 //! # Features
 //!

@@ -36,7 +36,17 @@ use crate::tower::{ContextLayer, ContextService};
 ///     format!("hello, {}", USER.get().unwrap_or_default()) // from the caller's baggage
 /// }
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use http_body_util::BodyExt;
+/// use tower::ServiceExt;
+///
 /// let app: Router = Router::new().route("/", get(hello)).layer(IncomingLayer::new());
+///
+/// let request = http::Request::get("/").header("baggage", "user.id=ada").body(axum::body::Body::empty()).unwrap();
+/// let body = app.oneshot(request).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(body, "hello, ada");
+/// # }
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct IncomingLayer {
