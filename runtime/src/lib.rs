@@ -61,7 +61,7 @@ pub use joinset::JoinSet;
 pub use propagate::{PropagateBack, propagate_back, propagate_back_async};
 pub use scope::Scope;
 #[doc(hidden)]
-pub use support::{assert_send_argument, assert_send_argument_type, new_context_var};
+pub use support::{ThreadSafeValue, assert_send_argument, assert_send_argument_type, new_context_var};
 #[cfg(feature = "tokio")]
 pub use task::{
     JoinError, JoinHandle, MergeBack, block_on, run_sync_endpoint, spawn, spawn_blocking, spawn_local,

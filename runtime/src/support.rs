@@ -5,9 +5,23 @@
 
 use crate::var::ContextVar;
 
+/// What a context variable's value type must be besides `Clone + 'static`: `Send + Sync`,
+/// since a value moves to and is shared with other tasks and threads. Its own bound, so
+/// that a type which is neither is reported with what to use instead.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the value of a context variable, which must be `Send + Sync`",
+    label = "not `Send + Sync`",
+    note = "values move to and are shared with other tasks and threads: use `Arc` instead of `Rc`, \
+            `Mutex` or `RwLock` instead of `RefCell`, atomics instead of `Cell`"
+)]
+pub trait ThreadSafeValue: Send + Sync {}
+
+impl<T: Send + Sync + ?Sized> ThreadSafeValue for T {}
+
 /// `ContextVar::new` for `#[context_var]`.
 #[doc(hidden)]
-pub const fn new_context_var<T: Clone + Send + Sync + 'static>(
+pub const fn new_context_var<T: Clone + ThreadSafeValue + 'static>(
     name: &'static str,
     default: fn() -> T,
 ) -> ContextVar<T> {

@@ -48,7 +48,11 @@ use crate::value::{self, Value};
 pub struct ContextVar<T: 'static> {
     name: &'static str,
     default: fn() -> T,
-    default_value: OnceLock<T>,
+    /// The default once computed, stored like any value: not as a `T` inline, so that
+    /// whether a `ContextVar<T>` is `Sync` (as a `static` must be) does not depend on `T`.
+    /// A `T` that is not `Send + Sync` is then reported once, by the bounds of the
+    /// constructor, and not a second time as the static's `Sync`.
+    default_value: OnceLock<Value>,
     /// The map key plus one; zero until the variable is first used.
     key: AtomicU32,
     inherit: bool,
@@ -344,8 +348,9 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// LIMIT.set(5);
     /// assert_eq!(*LIMIT.default_value(), 100);
     /// ```
-    pub fn default_value(&self) -> &T {
-        self.default_value.get_or_init(self.default)
+    pub fn default_value(&'static self) -> &'static T {
+        let stored = self.default_value.get_or_init(|| value::store(self, (self.default)()));
+        value::typed(self, stored).expect("the default is stored under its variable's key")
     }
 
     /// Whether spawned tasks and threads inherit this variable (see [`inherit`](Self::inherit)).
