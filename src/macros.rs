@@ -7,8 +7,9 @@
 /// `#[context_var] static NAME: Type = default;` becomes a `static NAME: ContextVar<Type>`
 /// named `"NAME"`. Without an initializer the default is `Type::default()`. The default is
 /// computed lazily, at most once, the first time a context without a value is read. The type
-/// must be `Clone + Send + Sync + 'static`. The visibility, doc comments and other attributes
-/// stay on the static.
+/// must be `Clone + Send + Sync + 'static` (a lifetime left out is `'static`, as in any
+/// `static`: `&str`, `&[u8]`); for shared or mutable state, `Arc`, `Mutex`, `RwLock` and
+/// atomics are. The visibility, doc comments and other attributes stay on the static.
 ///
 /// ```
 /// use contextvars::context_var;
@@ -77,9 +78,10 @@
 /// # Compile errors
 ///
 /// On anything but a `static`; on a `static mut`; without an initializer, for a type that
-/// is not `Default`; for a type that is not `Clone + Send + Sync + 'static`; for an unknown,
-/// misspelled or repeated argument; for a `merge` function of another signature. Each error
-/// points at the token at fault.
+/// is not `Default`; for a type that is not `Clone + Send + Sync + 'static` (a type that is
+/// not `Send + Sync`, such as `Rc` or `RefCell`, is told what to use instead); for an
+/// unknown, misspelled or repeated argument; for a `merge` function of another signature.
+/// Each error points at the token at fault.
 #[doc(inline)]
 pub use contextvars_macros::context_var;
 
@@ -111,8 +113,11 @@ pub use contextvars_macros::context_vars;
 /// | `down` | stay where they are: the body runs as written (what an unmarked function does) |
 /// | `none` | are discarded: the body runs in a copy of the current context |
 ///
-/// It goes on sync and async functions, free functions and methods. With `back` the body
-/// runs in an O(1) copy of the caller's context. When it returns (on every way out: its end,
+/// It goes on sync and async functions, free functions and methods (any receiver), generic,
+/// `unsafe` and `extern` functions: whatever compiles without the attribute compiles with it,
+/// without a new warning, and a `return` or `?` in the body converts as it did.
+///
+/// With `back` the body runs in an O(1) copy of the caller's context. When it returns (on every way out: its end,
 /// `return`, `?`; for an `async fn`, when its body completes) its changes from entry to exit,
 /// restricted to the listed variables and to those that flow back, land in the context it
 /// returns into by the three-way merge: base = the copy at entry, parent = the caller's
@@ -216,8 +221,9 @@ pub use contextvars_macros::context_vars;
 /// # Compile errors
 ///
 /// For a missing, unknown or second mode (the message lists `back`, `down` and `none`); for
-/// a name in `back(…)` that is not a context variable; on a `const fn`; on anything but a
-/// function.
+/// a name in `back(…)` that is not a context variable; on a `const fn`; on a declaration
+/// without a body; on anything but a function. The function is still emitted as written, so
+/// its callers get no further error.
 #[doc(inline)]
 pub use contextvars_macros::propagate;
 
@@ -274,8 +280,9 @@ pub use contextvars_macros::propagate;
 ///
 /// # Compile errors
 ///
-/// On an `async fn` (use [`#[propagate(back)]`](propagate) there); on a `const fn`; for a
-/// `&self` or `&mut self` receiver; for an argument or output that borrows or is not `Send +
-/// 'static` (also a type parameter without those bounds).
+/// On an `async fn` (use [`#[propagate(back)]`](propagate) there); on a `const fn` or an
+/// `extern` fn; for a `&self` or `&mut self` receiver; for an argument or output that borrows
+/// or is not `Send + 'static` (also a type parameter without those bounds). The function is
+/// still made `async`, so that its callers, which `.await` it, get no second error.
 #[doc(inline)]
 pub use contextvars_macros::sync_endpoint;

@@ -1,9 +1,9 @@
 //! The items the macros take, parsed into a model that keeps every token, so that errors
 //! and generated code carry the user's spans.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Expr, Ident, ItemFn, Meta, Token, Type, Visibility};
+use syn::{Attribute, Ident, Meta, Signature, Token, Type, Visibility, token};
 
 use crate::errors::Errors;
 
@@ -19,7 +19,9 @@ pub(crate) struct VarItem {
     pub(crate) mutability: Option<Token![mut]>,
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
-    pub(crate) init: Option<Expr>,
+    /// The default expression, as tokens: the compiler parses it (a syntax error in it is
+    /// reported once, by the compiler).
+    pub(crate) init: Option<TokenStream>,
     pub(crate) semi_token: Token![;],
 }
 
@@ -39,7 +41,7 @@ impl VarItem {
         input.parse::<Token![:]>()?;
         let ty = input.parse()?;
         let init = match input.parse::<Option<Token![=]>>()? {
-            Some(_) => Some(input.parse()?),
+            Some(_) => Some(input.call(until_semicolon)?),
             None => None,
         };
         let semi_token = input.parse()?;
@@ -52,6 +54,23 @@ impl VarItem {
         self.attrs = kept;
         vars
     }
+}
+
+/// The tokens up to the next `;` outside any brackets (which is left in `input`); none if
+/// the default is missing, which the compiler has reported already.
+fn until_semicolon(input: ParseStream<'_>) -> syn::Result<TokenStream> {
+    input.step(|cursor| {
+        let mut rest = *cursor;
+        let mut tokens = TokenStream::new();
+        while let Some((tree, next)) = rest.token_tree() {
+            if matches!(&tree, TokenTree::Punct(punct) if punct.as_char() == ';') {
+                break;
+            }
+            tokens.extend([tree]);
+            rest = next;
+        }
+        Ok((tokens, rest))
+    })
 }
 
 fn is_var_attr(attr: &Attribute) -> bool {
@@ -88,21 +107,50 @@ pub(crate) fn parse_var_list(tokens: TokenStream) -> syn::Result<Vec<VarItem>> {
 }
 
 /// A function with a body (free function or method), as `#[propagate]` and
-/// `#[sync_endpoint]` take it. `macro_name` goes into the error for any other item.
-pub(crate) fn parse_fn(tokens: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
+/// `#[sync_endpoint]` take it: the signature parsed, the body kept as tokens.
+///
+/// The body is not parsed: the compiler parses it once more after expansion, so a syntax
+/// error in it would be reported twice (and nothing in a body changes what the macros do).
+pub(crate) struct FnItem {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) body: Body,
+}
+
+/// A function body: its inner attributes (`#![allow(…)]`), which apply to the whole
+/// function, and the statements after them, as written.
+pub(crate) struct Body {
+    pub(crate) brace_token: token::Brace,
+    pub(crate) inner_attrs: Vec<Attribute>,
+    pub(crate) stmts: TokenStream,
+}
+
+/// Parses the function under `#[macro_name]`; `macro_name` goes into the error for any
+/// other item.
+pub(crate) fn parse_fn(tokens: TokenStream, macro_name: &str) -> syn::Result<FnItem> {
     let parser = |input: ParseStream<'_>| {
-        let ahead = input.fork();
-        ahead.call(Attribute::parse_outer)?;
-        ahead.parse::<Visibility>()?;
-        let looks_like_fn = ahead.peek(Token![fn])
-            || ahead.peek(Token![const])
-            || ahead.peek(Token![async])
-            || ahead.peek(Token![unsafe])
-            || ahead.peek(Token![extern]);
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse::<Visibility>()?;
+        let looks_like_fn = input.peek(Token![fn])
+            || input.peek(Token![const])
+            || input.peek(Token![async])
+            || input.peek(Token![unsafe])
+            || input.peek(Token![extern]);
         if !looks_like_fn {
-            return Err(ahead.error(format!("`#[{macro_name}]` goes on a function or a method")));
+            return Err(input.error(format!("`#[{macro_name}]` goes on a function or a method")));
         }
-        input.parse::<ItemFn>()
+        let sig = input.parse::<Signature>()?;
+        if !input.peek(token::Brace) {
+            return Err(input.error(format!(
+                "`#[{macro_name}]` needs a function body: a declaration without one has nothing to wrap"
+            )));
+        }
+        let content;
+        let brace_token = syn::braced!(content in input);
+        let inner_attrs = content.call(Attribute::parse_inner)?;
+        let stmts = content.parse()?;
+        Ok(FnItem { attrs, vis, sig, body: Body { brace_token, inner_attrs, stmts } })
     };
     parser.parse2(tokens)
 }

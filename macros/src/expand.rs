@@ -9,9 +9,12 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Block, Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReceiverKind, ReturnType, Stmt, Token, Type};
+use syn::{
+    FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReceiverKind, ReturnType, Signature, Token,
+    Type,
+};
 
-use crate::ast::VarItem;
+use crate::ast::{Body, FnItem, VarItem};
 use crate::attr::{CratePath, EndpointArgs, Mode, PropagateArgs, VarArgs};
 
 /// `static NAME: ContextVar<T> = new_context_var::<T>("NAME", default).inherit(…)…;`
@@ -22,17 +25,16 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
         Some(name) => name.clone(),
         None => LitStr::new(&ident.unraw().to_string(), ident.span()),
     };
-    // The default runs lazily, at most once, from a plain fn: that is what `ContextVar::new`
-    // can hold in a `static`.
-    let default_fn = Ident::new("__contextvars_default", Span::mixed_site());
+    // The default runs lazily, at most once, from a plain `fn() -> T`: a closure that
+    // captures nothing, or `Default::default`. The closure does not name the type, which
+    // only the static's own type elides to `'static` (`&str`, `&[u8]`, `Option<&str>`); the
+    // turbofish, in an expression, infers its lifetimes from the static's type.
     let default = match init {
-        Some(expr) => expr.to_token_stream(),
+        // `static NAME: Type = ;` is the compiler's error already; nothing adds another.
+        Some(expr) if expr.is_empty() => quote!(|| ::core::unreachable!()),
+        Some(expr) => quote!(|| #expr),
         None => {
-            let path = spanned_range(
-                quote_spanned!(ty_range.0=> <#ty as ::core::default::Default>::default),
-                ty_range,
-            );
-            quote!(#path())
+            spanned_range(quote_spanned!(ty_range.0=> <#ty as ::core::default::Default>::default), ty_range)
         }
     };
     // A type that is not `Clone + Send + Sync + 'static` fails the bounds of
@@ -42,7 +44,7 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
     let var_type =
         spanned_range(quote_spanned!(ty_range.0=> #krate_at_type::__private::ContextVar<#ty>), ty_range);
     let krate = args.krate().at(Span::call_site());
-    let mut value = quote!(#krate::__private::new_context_var::<#ty>(#name, #default_fn));
+    let mut value = quote!(#krate::__private::new_context_var::<#ty>(#name, #default));
     if let Some(inherit) = &args.inherit {
         value = quote!(#value.inherit(#inherit));
     }
@@ -66,76 +68,60 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
     });
     quote! {
         #(#attrs)*
-        #vis #static_token #ident: #var_type = {
-            fn #default_fn() -> #ty {
-                #default
-            }
-            #value
-        }#semi_token
+        #vis #static_token #ident: #var_type = #value #semi_token
         #register
     }
 }
 
 /// The function with its body wrapped for `mode`.
-pub(crate) fn propagate(mut item: ItemFn, args: &PropagateArgs) -> TokenStream {
+pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
     let krate = args.krate().at(Span::call_site());
-    let block = &item.block;
     let is_async = item.sig.asyncness.is_some();
-    let only = match &args.mode {
-        Mode::Back(Some(vars)) => {
-            let list = Ident::new("__CONTEXTVARS_BACK", Span::mixed_site());
-            // Spanned on each name: one that is not a context variable fails the coercion
-            // to `&dyn AnyVar` right there.
-            let vars = vars.iter().map(|var| quote_spanned!(var.span()=> &#var));
-            quote! {{
-                static #list: &[&dyn #krate::__private::AnyVar] = &[#(#vars),*];
-                ::core::option::Option::Some(#list)
-            }}
-        }
-        _ => quote!(::core::option::Option::None),
-    };
     let body = match &args.mode {
-        Mode::Down => return item.into_token_stream(),
-        // The body runs in a copy of the caller's context; its changes land when it completes
-        // (not when it panics, nor when an async one is dropped half-way).
-        Mode::Back(_) if is_async => {
-            let output = Ident::new("__contextvars_output", Span::mixed_site());
-            // The declared type, where it can be named, drives inference inside the block
-            // (a `?` there needs to know the error type).
-            let annotation = match &item.sig.output {
-                ReturnType::Type(_, ty) if !contains_impl(ty) => quote!(: #ty),
-                _ => TokenStream::new(),
-            };
-            quote! {
-                let #output #annotation =
-                    #krate::__private::propagate_back_async(#only, async move #block).await;
-                #output
+        Mode::Down => item.body.stmts.clone(),
+        Mode::Back(vars) => {
+            // The body runs in a copy of the caller's context; its changes land when it
+            // completes (not when it panics, nor when an async one is dropped half-way).
+            let only = back_list(vars.as_deref(), &krate);
+            let block = typed_block(item);
+            if is_async {
+                quote!(#krate::__private::propagate_back_async(#only, async move #block).await)
+            } else {
+                quote!(#krate::__private::propagate_back(#only, move || #block))
             }
         }
-        Mode::Back(_) => {
-            let output = closure_output(&item.sig.output);
-            quote! {
-                #krate::__private::propagate_back(#only, move || #output #block)
-            }
-        }
-        Mode::None if item.sig.asyncness.is_some() => quote! {
-            #krate::__private::Context::current().scope(async move #block).await
-        },
         Mode::None => {
-            let context = Ident::new("__contextvars_copy", Span::mixed_site());
-            let output = closure_output(&item.sig.output);
-            quote! {
-                let mut #context = #krate::__private::Context::current();
-                #context.run(move || #output #block)
+            let block = typed_block(item);
+            if is_async {
+                quote!(#krate::__private::Context::current().scope(async move #block).await)
+            } else {
+                let context = Ident::new("__contextvars_copy", Span::mixed_site());
+                quote! {
+                    let mut #context = #krate::__private::Context::current();
+                    #context.run(move || #block)
+                }
             }
         }
     };
-    replace_body(&mut item, body);
-    item.into_token_stream()
+    function(item, &item.sig, body)
 }
 
-/// `async fn same(args) -> R { run_sync_endpoint(move || -> R { body }).await }`.
-pub(crate) fn endpoint(mut item: ItemFn, args: &EndpointArgs) -> TokenStream {
+/// `Some(LIST)` for `back(VAR, …)`, a local `static LIST: &[&dyn AnyVar] = &[&VAR, …]`;
+/// `None` for `back`.
+fn back_list(vars: Option<&[syn::Path]>, krate: &TokenStream) -> TokenStream {
+    let Some(vars) = vars else { return quote!(::core::option::Option::None) };
+    let list = Ident::new("__CONTEXTVARS_BACK", Span::mixed_site());
+    // Spanned on each name: one that is not a context variable fails the coercion to
+    // `&dyn AnyVar` right there.
+    let vars = vars.iter().map(|var| quote_spanned!(var.span()=> &#var));
+    quote! {{
+        static #list: &[&dyn #krate::__private::AnyVar] = &[#(#vars),*];
+        ::core::option::Option::Some(#list)
+    }}
+}
+
+/// `async fn same(args) -> R { run_sync_endpoint(move || { body }).await }`.
+pub(crate) fn endpoint(item: &FnItem, args: &EndpointArgs) -> TokenStream {
     let mut checks = Vec::new();
     for input in &item.sig.inputs {
         let (ty, value): (Type, Option<Ident>) = match input {
@@ -156,20 +142,22 @@ pub(crate) fn endpoint(mut item: ItemFn, args: &EndpointArgs) -> TokenStream {
         };
         checks.push(assert_send_argument(&ty, value, &args.krate()));
     }
-    let output = closure_output(&item.sig.output);
-    let block = &item.block;
-    let closure = quote!(move || #output #block);
+    let closure = {
+        let block = typed_block(item);
+        quote!(move || #block)
+    };
     let call = match &item.sig.output {
-        // The output type named in the turbofish, and the call spanned on it: an output that
-        // is not `Send + 'static` fails the bounds of `run_sync_endpoint` (and of the future
-        // it returns) on the type. An `impl Trait` cannot be named; it is inferred.
+        // The call and its `.await` spanned on the output type: one that is not `Send +
+        // 'static` fails the bounds of `run_sync_endpoint` for both, on the same token, and
+        // the compiler shows that error once. (Named in a turbofish, the type would draw a
+        // third report on its whole range.) The output type itself comes from the closure's
+        // first `return`. An `impl Trait` output is left unspanned.
         ReturnType::Type(_, ty) if !contains_impl(ty) => {
             let range = span_range(ty);
             let krate = args.krate().at(range.0);
             let mut arguments = Group::new(Delimiter::Parenthesis, closure);
-            arguments.set_span(range.1);
-            let await_token = Ident::new("await", range.0);
-            quote_spanned!(range.0=> #krate::__private::run_sync_endpoint::<_, #ty> #arguments.#await_token)
+            arguments.set_span(range.0);
+            quote_spanned!(range.0=> #krate::__private::run_sync_endpoint #arguments.await)
         }
         _ => {
             let krate = args.krate().at(Span::call_site());
@@ -180,9 +168,105 @@ pub(crate) fn endpoint(mut item: ItemFn, args: &EndpointArgs) -> TokenStream {
         #(#checks)*
         #call
     };
-    item.sig.asyncness = Some(Token![async](item.sig.fn_token.span));
-    replace_body(&mut item, body);
-    item.into_token_stream()
+    function(item, &async_signature(&item.sig), body)
+}
+
+/// What `#[sync_endpoint]` emits after an error: the async signature callers expect, around
+/// the body as written. Callers then compile (and get no second error, such as "not a
+/// future", for the one mistake).
+pub(crate) fn endpoint_fallback(item: &FnItem) -> TokenStream {
+    function(item, &async_signature(&item.sig), item.body.stmts.clone())
+}
+
+/// The signature made `async` (without what an `async fn` cannot be: `const`, an ABI).
+fn async_signature(sig: &Signature) -> Signature {
+    let mut sig = sig.clone();
+    sig.asyncness = Some(Token![async](sig.fn_token.span));
+    sig.constness = None;
+    sig.abi = None;
+    sig
+}
+
+/// `attrs vis sig { #![inner_attrs] body }`, in the user's braces.
+fn function(item: &FnItem, sig: &Signature, body: TokenStream) -> TokenStream {
+    let FnItem { attrs, vis, body: Body { brace_token, inner_attrs, .. }, .. } = item;
+    let mut block = Group::new(Delimiter::Brace, quote!(#(#inner_attrs)* #body));
+    block.set_span(brace_token.span.close());
+    quote!(#(#attrs)* #vis #sig #block)
+}
+
+/// The body's statements, in the user's braces, for a closure or an async block that stands
+/// for the body: first an unreachable `return` of the declared type. A closure or an async
+/// block infers its output from its first `return`; that one fixes it to the function's
+/// return type, so that a later `return` or `?` converts and coerces as in the function
+/// (`Box<dyn Error>`, `&dyn Display`, the error type of `?`). An `impl Trait` in the type is
+/// left to inference (`_`).
+fn typed_block(item: &FnItem) -> Group {
+    let stmts = &item.body.stmts;
+    let edge = match return_type_for_inference(&item.sig.output) {
+        Some(ty) => {
+            let value = Ident::new("__contextvars_return", Span::mixed_site());
+            quote! {
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::needless_return,
+                    clippy::let_unit_value
+                )]
+                if false {
+                    let #value: #ty = loop {};
+                    return #value;
+                }
+            }
+        }
+        None => TokenStream::new(),
+    };
+    let mut block = Group::new(Delimiter::Brace, quote!(#edge #stmts));
+    block.set_span(item.body.brace_token.span.close());
+    block
+}
+
+/// The declared return type with every `impl Trait` in it replaced by `_`; `None` where it
+/// tells inference nothing (no type, `()`, `!`, a bare `impl Trait`).
+fn return_type_for_inference(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else { return None };
+    let mut ty = (**ty).clone();
+    erase_impl(&mut ty);
+    match &ty {
+        Type::Infer(_) | Type::Never(_) => None,
+        ty if is_unit(ty) || contains_impl(ty) => None,
+        _ => Some(ty),
+    }
+}
+
+/// Replaces each `impl Trait` in `ty` by `_`, where it can be reached (the common shapes:
+/// paths, references, tuples, arrays, slices).
+fn erase_impl(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(bounds) => {
+            let span = bounds.span();
+            *ty = syn::parse_quote_spanned!(span=> _);
+        }
+        Type::Reference(reference) => erase_impl(&mut reference.elem),
+        Type::Array(array) => erase_impl(&mut array.elem),
+        Type::Slice(slice) => erase_impl(&mut slice.elem),
+        Type::Paren(paren) => erase_impl(&mut paren.elem),
+        Type::Group(group) => erase_impl(&mut group.elem),
+        Type::Tuple(tuple) => tuple.elems.iter_mut().for_each(erase_impl),
+        Type::Path(path) => {
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(arguments) = &mut segment.arguments {
+                    for argument in &mut arguments.args {
+                        if let GenericArgument::Type(ty) = argument {
+                            erase_impl(ty);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A check, spanned on the argument's type, that the argument can move to another thread.
@@ -222,22 +306,6 @@ fn spanned_range(tokens: TokenStream, range: (Span, Span)) -> TokenStream {
         last.set_span(range.1);
     }
     tokens.into_iter().collect()
-}
-
-/// Swaps in a new body, keeping the user's braces (and so their spans).
-fn replace_body(item: &mut ItemFn, body: TokenStream) {
-    let brace_token = item.block.brace_token;
-    *item.block = Block { brace_token, stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)] };
-}
-
-/// `-> R` for a closure that stands for the function body, so that `?` and `return` in the
-/// body infer as they do in the function. Left out where a closure cannot name the type
-/// (`impl Trait`) and for `()`.
-fn closure_output(output: &ReturnType) -> TokenStream {
-    match output {
-        ReturnType::Type(arrow, ty) if !contains_impl(ty) && !is_unit(ty) => quote!(#arrow #ty),
-        _ => TokenStream::new(),
-    }
 }
 
 fn is_unit(ty: &Type) -> bool {

@@ -27,8 +27,10 @@ use crate::errors::Errors;
 ///
 /// `static NAME: ::contextvars::ContextVar<Type>`, built in the static's initializer by a
 /// `const` constructor (`new_context_var::<Type>("NAME", default)`, then `.inherit(…)`,
-/// `.back(…)`, `.merge(…)` for the arguments given). The default expression sits in a nested
-/// `fn`, so that it runs only when first needed; without one it is `<Type as Default>::default`.
+/// `.back(…)`, `.merge(…)` for the arguments given). The default expression becomes a
+/// closure that captures nothing (`|| default`, a `fn() -> Type`), so that it runs only when
+/// first needed and takes its type from the static's, where an elided lifetime is `'static`
+/// (`&str`, `&[u8]`); without one it is `<Type as Default>::default`.
 #[proc_macro_attribute]
 pub fn context_var(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
@@ -74,14 +76,21 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
 
 /// # Expansion
 ///
-/// `back`: `propagate_back(None, move || -> R { body })` (`Some(LIST)` for a list, a local
+/// The signature stays as written; the body is kept as tokens (a syntax error in it is the
+/// compiler's, reported once).
+///
+/// `back`: `propagate_back(None, move || { body })` (`Some(LIST)` for a list, a local
 /// `static LIST: &[&dyn AnyVar] = &[&VAR, …]`): the body runs in a copy of the caller's
 /// context, and its changes land in the caller's when it returns, not when it panics. An
-/// async fn: `let output: R = propagate_back_async(None, async move body).await; output`,
-/// which copies at the first poll and lands when the body completes: a future dropped
-/// half-way lands nothing. `none`: the body runs in `Context::current().run(move || body)`, or for an
-/// async fn `Context::current().scope(async move body).await`. `down`: the function as
-/// written.
+/// async fn: `propagate_back_async(None, async move { body }).await`, which copies at the
+/// first poll and lands when the body completes: a future dropped half-way lands nothing.
+/// `none`: the body runs in `Context::current().run(move || { body })`, or for an async fn
+/// `Context::current().scope(async move { body }).await`. `down`: the function as written.
+///
+/// Where the body becomes a closure or an async block, its first statement is an
+/// unreachable `return` of the declared type (`impl Trait` in it left as `_`): the block's
+/// output is then the function's, and a later `return` or `?` coerces and converts as it
+/// does in the function.
 #[proc_macro_attribute]
 pub fn propagate(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
@@ -96,13 +105,15 @@ pub fn propagate(args: TokenStream, item: TokenStream) -> TokenStream {
         // The function unchanged: its callers still compile.
         return with_errors(item, errors, None);
     }
-    expand::propagate(function, &args).into()
+    expand::propagate(&function, &args).into()
 }
 
 /// # Expansion
 ///
-/// `async fn name(args) -> R { run_sync_endpoint::<_, R>(move || -> R { body }).await }`,
-/// after a check per argument, spanned on its type, that it is `Send + 'static`.
+/// `async fn name(args) -> R { run_sync_endpoint(move || { body }).await }`, after a check
+/// per argument, spanned on its type, that it is `Send + 'static`; the closure's output is
+/// fixed to `R` as for `#[propagate]`. After a mistake the function is still made `async`
+/// (its body as written), so that callers, which `.await` it, get no second error.
 #[proc_macro_attribute]
 pub fn sync_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
@@ -114,9 +125,10 @@ pub fn sync_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     valid::check_endpoint(&function, &mut errors);
     if !errors.is_empty() {
-        return with_errors(item, errors, None);
+        // Still an async fn, as callers expect: they `.await` it without a second error.
+        return with_errors(expand::endpoint_fallback(&function), errors, None);
     }
-    expand::endpoint(function, &args).into()
+    expand::endpoint(&function, &args).into()
 }
 
 /// The item as written, followed by the errors.

@@ -4,11 +4,11 @@
 
 use syn::punctuated::Punctuated;
 use syn::{
-    FnArg, GenericArgument, GenericParam, Ident, ItemFn, Lifetime, PathArguments, ReceiverKind, ReturnType,
+    FnArg, GenericArgument, GenericParam, Ident, Lifetime, PathArguments, ReceiverKind, ReturnType,
     Signature, Token, Type, TypeParamBound, WherePredicate,
 };
 
-use crate::ast::VarItem;
+use crate::ast::{FnItem, VarItem};
 use crate::errors::Errors;
 
 /// Where borrows are reported, and the lifetime parameters already reported.
@@ -23,7 +23,7 @@ pub(crate) fn check_var(item: &VarItem, errors: &mut Errors) {
     }
 }
 
-pub(crate) fn check_propagate(item: &ItemFn, errors: &mut Errors) {
+pub(crate) fn check_propagate(item: &FnItem, errors: &mut Errors) {
     if let Some(constness) = &item.sig.constness {
         errors.spanned(
             constness,
@@ -32,7 +32,7 @@ pub(crate) fn check_propagate(item: &ItemFn, errors: &mut Errors) {
     }
 }
 
-pub(crate) fn check_endpoint(item: &ItemFn, errors: &mut Errors) {
+pub(crate) fn check_endpoint(item: &FnItem, errors: &mut Errors) {
     let sig = &item.sig;
     if let Some(asyncness) = &sig.asyncness {
         errors.spanned(
@@ -43,6 +43,13 @@ pub(crate) fn check_endpoint(item: &ItemFn, errors: &mut Errors) {
     }
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "`#[sync_endpoint]` cannot go on a `const fn`: it becomes an async fn");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(
+            abi,
+            "`#[sync_endpoint]` cannot go on an `extern` fn: it becomes an async fn, which has no ABI; \
+             remove the `extern`",
+        );
     }
     check_generics(sig, errors);
     // A lifetime parameter is reported once, at its declaration, not at every use.
