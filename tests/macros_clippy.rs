@@ -1,6 +1,36 @@
 //! Every macro form, compiled under `#![deny(clippy::all, warnings)]`: `cargo clippy
 //! --all-targets` fails if any expansion draws a lint. Running it checks the forms too.
+//!
+//! The UI cases that try every form of function and static (`ui-tests/pass/`) are compiled
+//! here as well, so that clippy sees them, and run.
 #![deny(clippy::all, warnings)]
+
+#[path = "../ui-tests/pass/endpoint_forms.rs"]
+mod endpoint_forms;
+#[path = "../ui-tests/pass/propagate_back.rs"]
+mod propagate_back;
+#[path = "../ui-tests/pass/propagate_back_list.rs"]
+mod propagate_back_list;
+#[path = "../ui-tests/pass/propagate_down.rs"]
+mod propagate_down;
+#[path = "../ui-tests/pass/propagate_none.rs"]
+mod propagate_none;
+#[path = "../ui-tests/pass/var_forms.rs"]
+mod var_forms;
+
+#[test]
+fn every_form_of_function_and_static() {
+    propagate_back::main();
+    propagate_back_list::main();
+    propagate_down::main();
+    propagate_none::main();
+    var_forms::main();
+}
+
+#[test]
+fn every_form_of_endpoint() {
+    endpoint_forms::main();
+}
 
 use contextvars::{context_var, context_vars, propagate, sync_endpoint};
 

@@ -32,7 +32,13 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
     let default = match init {
         // `static NAME: Type = ;` is the compiler's error already; nothing adds another.
         Some(expr) if expr.is_empty() => quote!(|| ::core::unreachable!()),
-        Some(expr) => quote!(|| #expr),
+        Some(expr) => {
+            // In braces spanned on the user's `;`: a default that does not parse (in
+            // `context_vars!`, which the compiler does not parse first) is reported there.
+            let mut body = Group::new(Delimiter::Brace, expr.clone());
+            body.set_span(semi_token.span);
+            quote!(|| #body)
+        }
         None => {
             spanned_range(quote_spanned!(ty_range.0=> <#ty as ::core::default::Default>::default), ty_range)
         }

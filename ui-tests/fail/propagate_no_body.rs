@@ -1,0 +1,8 @@
+use contextvars::propagate;
+
+trait Handler {
+    #[propagate(back)]
+    fn handle(&self);
+}
+
+fn main() {}
