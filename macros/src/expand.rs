@@ -44,8 +44,9 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
         }
     };
     // A type that is not `Clone + Send + Sync + 'static` fails the bounds of
-    // `new_context_var::<T>` (and the `Sync` of the static): reported on the user's type,
-    // whose span both the turbofish and the static's type carry.
+    // `new_context_var::<T>`, once per missing trait (a `ContextVar<T>` is `Sync` whatever
+    // `T`): reported on the user's type, whose span both the turbofish and the static's type
+    // carry.
     let krate_at_type = args.krate().at(ty_range.0);
     let var_type =
         spanned_range(quote_spanned!(ty_range.0=> #krate_at_type::__private::ContextVar<#ty>), ty_range);
