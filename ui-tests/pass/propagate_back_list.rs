@@ -1,7 +1,7 @@
 // Every form of function compiles under `#[propagate(back(HITS))]` as it does without it, and
 // behaves the same: literal bodies, early `return` and `?` that coerce or convert, borrowed
 // and `impl Trait` returns, generics, `const` generics, `unsafe` and `extern` fns, methods
-// with each receiver, trait methods; sync and async.
+// with each receiver, trait methods (default and `async`), generic impls; sync and async.
 // The four `propagate_*.rs` cases differ only in the mode.
 #![deny(warnings, unused_qualifications, rust_2018_idioms)]
 
@@ -212,6 +212,47 @@ impl Counter {
     }
 }
 
+trait Greeter {
+    #[propagate(back(HITS))]
+    fn greeting(&self) -> String {
+        "hello".to_string()
+    }
+
+    async fn greet(&self, name: &str) -> String;
+}
+
+impl Greeter for Counter {
+    #[propagate(back(HITS))]
+    async fn greet(&self, name: &str) -> String {
+        format!("{} {name}", self.greeting())
+    }
+}
+
+struct Wrapper<T>(T);
+
+impl<T: Clone> Wrapper<T>
+where
+    T: Default + PartialEq,
+{
+    #[propagate(back(HITS))]
+    fn value_or_default(&self) -> T {
+        if self.0 == T::default() {
+            return T::default();
+        }
+        self.0.clone()
+    }
+
+    #[propagate(back(HITS))]
+    async fn value_async(&self) -> &T {
+        &self.0
+    }
+}
+
+#[propagate(back(HITS))]
+fn pick<'a>(left: &'a str, right: &'a str) -> &'a str {
+    if left.len() >= right.len() { left } else { right }
+}
+
 impl Display for Counter {
     #[propagate(back(HITS))]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,6 +285,9 @@ fn sync_forms() {
     assert_eq!(counter.to_string(), "1");
     assert_eq!(Box::new(counter.clone()).boxed().count, 1);
     assert_eq!(Arc::new(counter.clone()).shared(), 1);
+    assert_eq!(counter.greeting(), "hello");
+    assert_eq!(Wrapper(3).value_or_default(), 3);
+    assert_eq!(pick("ab", "c"), "ab");
     assert_eq!(counter.by_value(), 1);
 }
 
@@ -265,6 +309,8 @@ async fn async_forms() {
     counter.by_mut_async().await;
     assert_eq!(*counter.by_ref_async().await, 1);
     assert_eq!(Arc::new(counter.clone()).shared_async().await, 1);
+    assert_eq!(counter.greet("ada").await, "hello ada");
+    assert_eq!(*Wrapper(4).value_async().await, 4);
     assert_eq!(counter.by_value_async().await, 1);
 }
 
