@@ -117,16 +117,16 @@ pub use contextvars_macros::context_vars;
 /// `unsafe` and `extern` functions: whatever compiles without the attribute compiles with it,
 /// without a new warning, and a `return` or `?` in the body converts as it did.
 ///
-/// With `back` the body runs in an O(1) copy of the caller's context. When it returns (on every way out: its end,
-/// `return`, `?`; for an `async fn`, when its body completes) its changes from entry to exit,
-/// restricted to the listed variables and to those that flow back, land in the context it
-/// returns into by the three-way merge: base = the copy at entry, parent = the caller's
-/// context now, child = the copy at exit; when both sides changed a variable its `merge`
-/// decides, else the function wins. A panic lands nothing, nor does an `async fn` whose
+/// With `back` the body runs in an O(1) copy of the caller's context. When it returns (on every
+/// way out: its end, `return`, `?`; for an `async fn`, when its body completes) its changes
+/// from entry to exit, restricted to the listed variables and to those that flow back, land in
+/// the context it returns into by the three-way merge: base = the copy at entry, parent = the
+/// caller's context now, child = the copy at exit; when both sides changed a variable its
+/// `merge` decides, else the function wins. A panic lands nothing, nor does an `async fn` whose
 /// future is dropped before it completed (cancelled by a `select!`, a timeout or an abort).
-/// Changes to variables that do not land stay in the copy. Futures joined in one task
-/// (`join!`, `join_all`) each work on their own copy and merge, so no update is lost where a
-/// merge function is declared.
+/// Changes to variables that do not land stay in the copy. Futures joined in one task (`join!`,
+/// `join_all`) each work on their own copy and merge, so no update is lost where a merge
+/// function is declared.
 ///
 /// The caller keeps its context: a token it made before the call still resets after it (not
 /// inside the function, which runs in a copy); a token made inside the function resets only
