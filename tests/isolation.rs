@@ -72,3 +72,200 @@ fn ten_thousand_tasks_each_see_only_their_own_values() {
         assert_eq!((ID.get(), CHILD.get(), DEEP.get(), SHARED.get()), (u64::MAX, 0, 0, "parent"));
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// A context belongs to the code that entered it: a plain tokio task polled while a context
+// is entered on the thread has none.
+
+static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+
+/// What a plain `tokio::spawn` task saw, and what became of its `set`.
+async fn plain_task_reads_and_sets() -> (&'static str, Result<(), String>) {
+    let seen = USER.get();
+    let set = std::panic::catch_unwind(|| {
+        USER.set("intruder");
+    })
+    .map_err(panic_message);
+    (seen, set)
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+/// Panics are expected in these tests: keep them out of the output.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if let Some(location) = info.location() {
+                LOCATIONS.lock().unwrap().push((message.to_owned(), location.file().to_owned(), location.line()));
+            }
+            if !message.starts_with("contextvars:") {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Where each `contextvars:` panic was reported: message, file, line.
+static LOCATIONS: std::sync::Mutex<Vec<(String, String, u32)>> = std::sync::Mutex::new(Vec::new());
+
+fn assert_no_context(outcome: (&'static str, Result<(), String>)) {
+    let (seen, set) = outcome;
+    assert_eq!(seen, "nobody", "a plain task read the entered context");
+    let message = set.expect_err("a plain task's `set` must panic");
+    assert!(message.contains("no context of its own"), "{message}");
+}
+
+#[test]
+fn plain_tasks_of_a_runtime_driven_inside_context_run_have_no_context() {
+    quiet_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut ctx = contextvars::Context::new();
+    ctx.run(|| {
+        USER.set("outer");
+        runtime.block_on(async {
+            // The body of `block_on` is no task: it runs in the entered context.
+            assert_eq!(USER.get(), "outer");
+            let a = tokio::spawn(plain_task_reads_and_sets()).await.unwrap();
+            let b = tokio::spawn(async { USER.get() }).await.unwrap();
+            assert_no_context(a);
+            assert_eq!(b, "nobody", "task B saw task A's value");
+        });
+    });
+    assert_eq!(ctx.get(&USER), "outer", "nothing landed in the enclosing context");
+}
+
+#[test]
+fn local_set_tasks_run_inside_a_scope_have_no_context() {
+    quiet_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let scope = contextvars::Context::new().scope(async {
+        USER.set("scope");
+        let local = tokio::task::LocalSet::new();
+        let outcome = local
+            .run_until(async {
+                assert_eq!(USER.get(), "scope", "`run_until`'s own future is the scope's");
+                tokio::task::spawn_local(plain_task_reads_and_sets()).await.unwrap()
+            })
+            .await;
+        assert_no_context(outcome);
+        USER.get()
+    });
+    assert_eq!(runtime.block_on(scope), "scope");
+}
+
+#[test]
+fn a_scope_inside_a_plain_task_owns_its_context_again() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut ctx = contextvars::Context::new();
+    ctx.run(|| {
+        USER.set("outer");
+        runtime.block_on(async {
+            let inner = tokio::spawn(contextvars::Context::current().scope(async {
+                USER.set("inner");
+                tokio::task::yield_now().await;
+                USER.get()
+            }));
+            assert_eq!(inner.await.unwrap(), "inner");
+            assert_eq!(USER.get(), "outer");
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Joins in a task without a context.
+
+static BACK: ContextVar<u32> = ContextVar::new("BACK", || 0);
+
+#[contextvars::propagate(back)]
+async fn records_a_change() -> u32 {
+    BACK.set(7);
+    7
+}
+
+#[test]
+fn a_plain_await_in_a_task_without_a_context_returns_the_output_and_delivers_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let handle = contextvars::spawn(records_a_change());
+        let output = tokio::spawn(async move { (handle.await.unwrap(), BACK.get()) }).await.unwrap();
+        assert_eq!(output, (7, 0));
+        assert_eq!(BACK.get(), 0);
+    });
+}
+
+#[test]
+fn merge_back_in_a_task_without_a_context_panics_naming_the_fix() {
+    quiet_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        // Called there: panics at the call.
+        let error = tokio::spawn(async { contextvars::spawn(records_a_change()).merge_back().await })
+            .await
+            .unwrap_err();
+        let message = panic_message(error.into_panic());
+        assert!(message.contains("contextvars::JoinSet") && message.contains(".scope(..)"), "{message}");
+
+        // Called in a context, polled by a `tokio::task::JoinSet`: panics at the poll, and
+        // the message names the call.
+        let mut set = tokio::task::JoinSet::new();
+        let line = line!() + 1;
+        set.spawn(contextvars::spawn(records_a_change()).merge_back());
+        let message = panic_message(set.join_next().await.unwrap().unwrap_err().into_panic());
+        assert!(message.contains(&format!("{}:{line}", file!())), "{message}");
+        assert!(message.contains("contextvars::JoinSet"), "{message}");
+        assert_eq!(BACK.get(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Misuse panics point at the user's line.
+
+#[test]
+fn a_set_without_a_context_panics_at_the_callers_line_naming_the_layer() {
+    quiet_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let lines = runtime.block_on(async {
+        tokio::spawn(async {
+            let set_line = line!() + 1;
+            let set = std::panic::catch_unwind(|| USER.set("x"));
+            let apply_line = line!() + 1;
+            let apply = std::panic::catch_unwind(|| contextvars::Changes::between(&before(), &after()).apply());
+            assert!(set.is_err() && apply.is_err());
+            (set_line, apply_line)
+        })
+        .await
+        .unwrap()
+    });
+    let locations = LOCATIONS.lock().unwrap();
+    for line in [lines.0, lines.1] {
+        let (message, _, _) = locations
+            .iter()
+            .find(|(_, file, at)| file == file!() && *at == line)
+            .unwrap_or_else(|| panic!("no panic reported at {}:{line}: {locations:?}", file!()));
+        assert!(message.contains("`contextvars::tower::ContextLayer`"), "{message}");
+        assert!(message.contains("middleware placed outside it"), "{message}");
+    }
+}
+
+fn before() -> contextvars::Context {
+    contextvars::Context::new()
+}
+
+fn after() -> contextvars::Context {
+    let mut ctx = contextvars::Context::new();
+    ctx.run(|| USER.set("changed"));
+    ctx
+}

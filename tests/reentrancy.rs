@@ -56,12 +56,27 @@ fn a_value_displaced_by_a_merge_may_set_variables_in_its_drop() {
     drop(child);
 }
 
+/// Sets `LOG` when dropped and reports what `LOG` then holds.
+#[derive(Clone)]
+struct Reporting(mpsc::Sender<Vec<&'static str>>);
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        LOG.set(vec!["dropped"]);
+        let _ = self.0.send(LOG.get());
+    }
+}
+
+static REPORTING: ContextVar<Option<Reporting>> = ContextVar::new("REPORTING", || None);
+
 #[test]
-fn a_value_dropped_with_its_run_context_sets_in_the_current_one() {
+fn a_value_dropped_with_its_context_sets_in_a_scratch_context_not_the_current_one() {
+    let (tx, rx) = mpsc::channel();
     let mut ctx = Context::new();
-    ctx.run(|| NOISY.set(Some(Noisy("in run"))));
+    ctx.run(|| REPORTING.set(Some(Reporting(tx))));
     drop(ctx);
-    assert_eq!(LOG.get(), ["in run"]);
+    assert_eq!(rx.recv().unwrap(), ["dropped"], "the drop ran, and its `set` worked");
+    assert!(LOG.get().is_empty(), "what the drop set did not land in the current context");
 }
 
 #[test]

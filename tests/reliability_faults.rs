@@ -671,3 +671,149 @@ fn shutting_down_a_runtime_with_tasks_in_flight_frees_them_in_their_own_contexts
     assert_eq!(live.get(), 0, "no value outlived the runtime");
     check_unchanged(before, tokio::runtime::Builder::new_current_thread().build().unwrap().handle());
 }
+
+// ---------------------------------------------------------------------------------------
+// Teardown: a stored value whose `Drop` sets a variable, wherever a context ends.
+
+static NOTE: ContextVar<Option<&'static str>> = ContextVar::new("NOTE", || None);
+
+/// Sets `NOTE` when dropped (allowed by the re-entrancy rules) and reports that it ran.
+struct SetsOnDrop(mpsc::Sender<&'static str>);
+
+impl Drop for SetsOnDrop {
+    fn drop(&mut self) {
+        NOTE.set(Some("dropped"));
+        let _ = self.0.send("dropped");
+    }
+}
+
+static SETTER: ContextVar<Option<Arc<SetsOnDrop>>> = ContextVar::new("SETTER", || None);
+
+fn setter() -> (Option<Arc<SetsOnDrop>>, mpsc::Receiver<&'static str>) {
+    let (tx, rx) = mpsc::channel();
+    (Some(Arc::new(SetsOnDrop(tx))), rx)
+}
+
+#[test]
+fn a_panicking_child_whose_values_set_on_drop_is_a_panic_not_an_abort() {
+    quiet_injected_panics();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let (value, dropped) = setter();
+        let error = contextvars::spawn_blocking(move || {
+            SETTER.set(value);
+            inject();
+        })
+        .await
+        .unwrap_err();
+        assert!(error.is_panic());
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+
+        let (value, dropped) = setter();
+        let error = contextvars::spawn(async move {
+            SETTER.set(value);
+            tokio::task::yield_now().await;
+            inject();
+        })
+        .await
+        .unwrap_err();
+        assert!(error.is_panic());
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+        assert_eq!(NOTE.get(), None, "the drops' sets stayed out of the joining context");
+    });
+    shut_down(runtime);
+}
+
+#[test]
+fn an_aborted_child_whose_values_set_on_drop_is_cancelled() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let (value, dropped) = setter();
+        let (started, started_rx) = oneshot::channel();
+        let child = contextvars::spawn(async move {
+            SETTER.set(value);
+            started.send(()).unwrap();
+            std::future::pending::<()>().await
+        });
+        started_rx.await.unwrap();
+        child.abort();
+        assert!(child.await.unwrap_err().is_cancelled());
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+    });
+    shut_down(runtime);
+}
+
+#[test]
+fn a_wrapped_plain_task_whose_values_set_on_drop_finishes_ok() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        // The documented wrapping of a plain `tokio::spawn`.
+        let (value, dropped) = setter();
+        let output = tokio::spawn(Context::current().scope(async move {
+            SETTER.set(value);
+            tokio::task::yield_now().await;
+            5
+        }))
+        .await
+        .unwrap();
+        assert_eq!(output, 5);
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+
+        // A detached child: its final context is dropped by the runtime, not by a join.
+        let (value, dropped) = setter();
+        let (done, done_rx) = oneshot::channel();
+        drop(contextvars::spawn(async move {
+            SETTER.set(value);
+            done.send(()).unwrap();
+        }));
+        done_rx.await.unwrap();
+        tokio::task::spawn_blocking(move || dropped.recv()).await.unwrap().unwrap();
+        assert_eq!(NOTE.get(), None);
+    });
+    shut_down(runtime);
+}
+
+/// Sets a new one of itself when dropped, `left` more times.
+struct Chain {
+    left: u32,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Clone for Chain {
+    fn clone(&self) -> Chain {
+        Chain { left: self.left, dropped: self.dropped.clone() }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+        if self.left > 0 {
+            CHAIN.set(Some(Chain { left: self.left - 1, dropped: self.dropped.clone() }));
+        }
+    }
+}
+
+static CHAIN: ContextVar<Option<Chain>> = ContextVar::new("CHAIN", || None);
+
+#[test]
+fn drops_that_set_values_whose_drops_set_values_are_bounded() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        // A short chain is dropped to its end.
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let chain = Chain { left: 3, dropped: dropped.clone() };
+        contextvars::spawn(async move { CHAIN.set(Some(chain)) }).await.unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 4);
+        assert!(CHAIN.get().is_none());
+
+        // An endless one stops (the rest is leaked) instead of recursing forever.
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let chain = Chain { left: u32::MAX, dropped: dropped.clone() };
+        contextvars::spawn(async move { CHAIN.set(Some(chain)) }).await.unwrap();
+        let rounds = dropped.load(Ordering::SeqCst);
+        assert!((2..=64).contains(&rounds), "{rounds} rounds");
+        assert!(CHAIN.get().is_none());
+    });
+    shut_down(runtime);
+}

@@ -108,16 +108,22 @@ async fn a_raw_task_can_set_inside_run() {
 static LOCAL: ContextVar<u32> = ContextVar::new("LOCAL", || 0).back(false);
 
 #[tokio::test]
-async fn a_raw_task_can_join_a_child_that_brings_nothing_back() {
-    // The raw task has no context to merge into, but the child only changed a variable
-    // that never flows back: there is nothing to write, so nothing to refuse.
+async fn a_raw_task_can_join_a_child_with_a_plain_await() {
+    // The raw task has no context to deliver into: a plain `.await` returns the output and
+    // delivers nothing.
     let seen = tokio::spawn(async {
-        contextvars::spawn(async { LOCAL.set(1) }).merge_back().await.unwrap();
-        LOCAL.get()
+        let output = contextvars::spawn(async {
+            LOCAL.set(1);
+            USER.set("ada");
+            2
+        })
+        .await
+        .unwrap();
+        (output, LOCAL.get(), USER.get())
     })
     .await
     .unwrap();
-    assert_eq!(seen, 0);
+    assert_eq!(seen, (2, 0, "nobody"));
 }
 
 #[tokio::test]
@@ -127,6 +133,7 @@ async fn a_raw_task_that_merges_a_change_back_panics_and_names_the_fix() {
             .await
             .unwrap_err();
     let message = panic_message(error);
-    assert!(message.contains("a `merge_back` join") && message.contains("`USER`"), "{message}");
-    assert!(message.contains("contextvars::spawn"), "{message}");
+    assert!(message.contains("`.merge_back()`"), "{message}");
+    assert!(message.contains("contextvars::JoinSet"), "{message}");
+    assert!(message.contains("Context::current().scope(..)"), "{message}");
 }

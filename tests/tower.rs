@@ -8,7 +8,12 @@ mod client;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, Sse};
 use axum::extract::{Extension, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
@@ -18,6 +23,7 @@ use client::Connection;
 use contextvars::tower::ContextLayer;
 use contextvars::{Context, context_var, propagate, sync_endpoint};
 use tokio::sync::Barrier;
+use futures::StreamExt;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -91,6 +97,32 @@ async fn region() -> &'static str {
     REGION.get()
 }
 
+#[context_var]
+static CHUNKS: u32;
+
+/// Three chunks, produced one at a time after the handler returned: each reads the
+/// request's user and counts itself in the request's context.
+fn chunks() -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(0u32, |n| async move {
+        if n == 3 {
+            return None;
+        }
+        tokio::task::yield_now().await;
+        CHUNKS.set(CHUNKS.get() + 1);
+        Some((format!("{}#{};", shown(USER.get()), CHUNKS.get()), n + 1))
+    })
+}
+
+async fn stream(headers: HeaderMap) -> Body {
+    USER.set(header_user(&headers));
+    Body::from_stream(chunks().map(Ok::<_, Infallible>))
+}
+
+async fn events(headers: HeaderMap) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    USER.set(header_user(&headers));
+    Sse::new(chunks().map(|chunk| Ok(Event::default().data(chunk))))
+}
+
 /// A middleware inside the `ContextLayer`: reports, after the handler, the user it sees.
 async fn report_user(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
@@ -116,6 +148,8 @@ fn routes(concurrent: usize) -> Router {
         .route("/crash", get(crash))
         .route("/together", get(login_together))
         .route("/region", get(region))
+        .route("/stream", get(stream))
+        .route("/events", get(events))
         .layer(Extension(Arc::new(Barrier::new(concurrent))))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(report_user))
@@ -228,7 +262,11 @@ async fn every_request_starts_from_the_configured_base() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layer_also_wraps_a_whole_router_routing_included() {
-    let service = ContextLayer::new().layer(routes(1));
+    // `axum::serve` wants axum's own response type back: map it outside the layer.
+    let service = tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(ContextLayer::new())
+        .service(routes(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let make_service = axum::ServiceExt::<Request>::into_make_service(service);
@@ -239,4 +277,46 @@ async fn the_layer_also_wraps_a_whole_router_routing_included() {
     assert_eq!(first.seen_user.as_deref(), Some("ada"));
     let second = connection.get("/whoami", None).await.unwrap();
     assert_eq!((second.body.as_str(), second.seen_user), ("nobody", None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_is_polled_in_its_requests_context() {
+    let addr = serve(app(ContextLayer::new(), 1)).await;
+    let mut connection = Connection::open(addr).await.unwrap();
+    for user in ["ada", "bob"] {
+        let reply = connection.get("/stream", Some(user)).await.unwrap();
+        assert_eq!(reply.status, 200);
+        // Each chunk saw the request's user and the request's own count, from 1.
+        assert_eq!(reply.body, format!("{user}#1;{user}#2;{user}#3;"));
+    }
+    let anonymous = connection.get("/stream", None).await.unwrap();
+    assert_eq!(anonymous.body, "nobody#1;nobody#2;nobody#3;");
+    let next = connection.get("/whoami", None).await.unwrap();
+    assert_eq!((next.body.as_str(), next.seen_user), ("nobody", None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_are_produced_in_their_requests_context() {
+    let addr = serve(app(ContextLayer::new(), 1)).await;
+    let mut connection = Connection::open(addr).await.unwrap();
+    for user in ["ada", "bob"] {
+        let reply = connection.get("/events", Some(user)).await.unwrap();
+        let data: Vec<&str> = reply.body.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
+        assert_eq!(data, [format!("{user}#1;"), format!("{user}#2;"), format!("{user}#3;")]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_for_any_response_keeps_serving_other_services() {
+    use tower::{Service, ServiceExt, service_fn};
+    let counter = service_fn(|user: &'static str| async move {
+        USER.set(Some(user.to_owned()));
+        CHUNKS.set(CHUNKS.get() + 1);
+        Ok::<_, Infallible>((USER.get(), CHUNKS.get()))
+    });
+    let mut service = ContextLayer::new().for_any_response().layer(counter);
+    for user in ["ada", "bob"] {
+        let reply = service.ready().await.unwrap().call(user).await.unwrap();
+        assert_eq!(reply, (Some(user.to_owned()), 1));
+    }
 }

@@ -202,8 +202,9 @@ impl Changes {
     ///
     /// # Panics
     ///
-    /// Where [`ContextVar::set`](crate::ContextVar::set) panics: in a tokio task without a context
-    /// of its own.
+    /// Where [`ContextVar::set`](crate::ContextVar::set) panics: in code without a context of
+    /// its own (a tokio task started with `tokio::spawn`), at the caller's line.
+    #[track_caller]
     pub fn apply(mut self) {
         self.entries.retain(|change| change.var.var_flows_back());
         if self.entries.is_empty() {
@@ -282,6 +283,7 @@ impl Changes {
     /// Changes::between(&Context::new(), &child).apply_to(&mut target);
     /// assert_eq!(target.get(&N), 4);
     /// ```
+    #[track_caller]
     pub fn apply_to(self, context: &mut Context) {
         context.run(|| self.apply());
     }

@@ -29,8 +29,27 @@ use crate::var::{AnyVar, ContextVar};
 /// seen in the other, and a token created in one cannot reset the other.
 pub struct Context {
     pub(crate) map: Map,
-    /// Identity for tokens; zero until a token needs it (see `current::Frame`).
+    /// Identity for tokens; zero until a token needs it.
     pub(crate) id: u64,
+}
+
+impl Context {
+    /// The context's map, taken out (a `Context` cannot be destructured: it has a `Drop`).
+    pub(crate) fn into_map(mut self) -> Map {
+        std::mem::take(&mut self.map)
+    }
+}
+
+impl Drop for Context {
+    /// The values only this context still holds are dropped in a scratch context: a value's
+    /// `Drop` that sets a variable then neither panics (in a task without a context, or while
+    /// unwinding, where a panic aborts) nor writes into whatever context is current.
+    #[inline]
+    fn drop(&mut self) {
+        if self.map.is_last_holder() {
+            current::drop_outside(std::mem::take(&mut self.map));
+        }
+    }
 }
 
 impl Context {
@@ -180,8 +199,14 @@ impl Context {
     /// assert_eq!(ctx.get(&HITS), 3);
     /// assert_eq!(HITS.get(), 0);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When called from the `Clone` of a stored value that [`ContextVar::get`] is cloning:
+    /// the current context is borrowed then.
+    #[track_caller]
     pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let _entered = RunGuard::enter(self);
+        let _entered = current::Enter::new(self, current::Entered::Run);
         f()
     }
 
@@ -208,32 +233,6 @@ impl Context {
     /// are no variables).
     fn for_each_var(&self, mut f: impl FnMut(&'static dyn AnyVar)) {
         self.map.for_each(&mut |_, value| f(value.var()));
-    }
-}
-
-/// Enters a context for the lifetime of the guard and writes its changes back on drop.
-struct RunGuard<'a> {
-    /// While entered, `target` holds the thread's previous context, swapped back on drop.
-    target: &'a mut Context,
-    entered: current::Entered,
-}
-
-impl RunGuard<'_> {
-    fn enter(target: &mut Context) -> RunGuard<'_> {
-        let mut entered = current::Entered::Run;
-        current::swap(&mut target.map, &mut target.id, &mut entered, current::Direction::Enter);
-        RunGuard { target, entered }
-    }
-}
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        current::swap(
-            &mut self.target.map,
-            &mut self.target.id,
-            &mut self.entered,
-            current::Direction::Leave,
-        );
     }
 }
 

@@ -1,13 +1,21 @@
 //! The thread's current context.
 //!
 //! Each thread holds one frame: the map of the context it runs in, that context's identity
-//! (for tokens) and what entered it. [`Context::run`](crate::Context::run) and every poll of a
-//! [`Scope`](crate::Scope) swap their own frame in and the previous one back out; the
-//! thread's own root frame is what is left when nothing is entered.
+//! (for tokens), what entered it and who owns it. [`Context::run`](crate::Context::run) and
+//! every poll of a [`Scope`](crate::Scope) swap their own context in with an [`Enter`] guard
+//! and the previous one back out; the thread's own root frame is what is left when nothing
+//! is entered.
+//!
+//! A frame belongs to the code that entered it: the tokio task that was running at that
+//! moment (none outside any task). Code running in another task (a plain `tokio::spawn` task
+//! polled by a runtime driven inside `Context::run`, a `LocalSet` task polled inside a
+//! `Scope`) has no context: it reads defaults and its writes panic. The root frame belongs
+//! to the thread outside any task, and not to the jobs of a rayon pool (feature `rayon`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::context::Context;
 use crate::map::Map;
 
 /// Who put the current frame on this thread.
@@ -23,26 +31,64 @@ pub(crate) enum Entered {
     Scope,
 }
 
-/// Which way a `swap` goes, for the frames of `Context::run`: one entered from async code is
-/// marked so (`Entered::RunInAsync`), so that `block_on` can tell it is inside a poll.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Enter,
-    Leave,
-}
+/// The task a frame belongs to: the tokio task that entered it, `None` outside any task.
+#[cfg(feature = "tokio")]
+pub(crate) type Owner = Option<tokio::task::Id>;
+/// Without tokio, every frame belongs to its thread.
+#[cfg(not(feature = "tokio"))]
+pub(crate) type Owner = ();
 
-pub(crate) struct Frame {
-    pub(crate) map: Map,
+struct Frame {
+    map: Map,
     /// The context's identity for tokens; zero until a token needs it.
-    pub(crate) id: u64,
-    pub(crate) entered: Entered,
+    id: u64,
+    entered: Entered,
+    owner: Owner,
 }
 
 thread_local! {
     /// The thread's current frame.
     static CURRENT: RefCell<Frame> = const {
-        RefCell::new(Frame { map: Map::EMPTY, id: 0, entered: Entered::Root })
+        RefCell::new(Frame { map: Map::EMPTY, id: 0, entered: Entered::Root, owner: ROOT_OWNER })
     };
+}
+
+#[cfg(feature = "tokio")]
+const ROOT_OWNER: Owner = None;
+#[cfg(not(feature = "tokio"))]
+const ROOT_OWNER: Owner = ();
+
+/// The task running now, which owns the frames it enters.
+#[cfg(feature = "tokio")]
+#[inline(always)]
+fn running_task() -> Owner {
+    tokio::task::try_id()
+}
+
+#[cfg(not(feature = "tokio"))]
+#[inline(always)]
+fn running_task() -> Owner {}
+
+/// Whether the thread is a rayon worker: its root frame then belongs to no job.
+#[cfg(feature = "rayon")]
+#[inline(always)]
+fn on_rayon_worker() -> bool {
+    rayon_core::current_thread_index().is_some()
+}
+
+#[cfg(not(feature = "rayon"))]
+#[inline(always)]
+fn on_rayon_worker() -> bool {
+    false
+}
+
+impl Frame {
+    /// Whether the code running now may use this frame: it entered it (same task), and the
+    /// frame is not the root frame of a pool thread.
+    #[inline(always)]
+    fn is_owned(&self) -> bool {
+        self.owner == running_task() && !(self.entered == Entered::Root && on_rayon_worker())
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -54,15 +100,15 @@ pub(crate) fn fresh_id() -> u64 {
 
 /// Calls `f` with the current context's map.
 ///
-/// A tokio task that is not inside a `Scope` has no context of its own: it reads defaults
-/// rather than whatever the worker thread's root context holds. During thread teardown,
-/// likewise.
+/// Code that does not own the thread's frame (see the module's documentation) reads the
+/// empty map, that is defaults. During thread teardown, likewise.
 #[inline(always)]
 pub(crate) fn read<R>(f: impl FnOnce(&Map) -> R) -> R {
     let mut f = Some(f);
     let result = CURRENT.try_with(|frame| {
         let frame = frame.borrow();
-        if frame.entered == Entered::Root && !frame.map.is_empty() && in_unscoped_task() {
+        // An empty map reads as defaults either way: skip asking who runs.
+        if !frame.map.is_empty() && !frame.is_owned() {
             return None;
         }
         Some((f.take().expect("called once"))(&frame.map))
@@ -73,36 +119,56 @@ pub(crate) fn read<R>(f: impl FnOnce(&Map) -> R) -> R {
     }
 }
 
+/// Whether the code running now has a context of its own to write to (see `write`).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
+pub(crate) fn has_context() -> bool {
+    CURRENT.try_with(|frame| frame.borrow().is_owned()).unwrap_or(true)
+}
+
+/// Why a write was refused.
+enum Refused {
+    /// The frame is borrowed by a `get` that is cloning a value.
+    Reentrant,
+    /// The running code has no context of its own.
+    NoContext,
+}
+
 /// Calls `f` with the current context's map to change it; returns the context's identity
-/// (assigned now if it had none) with `f`'s result.
+/// (assigned now if it had none) with `f`'s result. `name` is the variable's, for messages.
 ///
 /// During thread teardown (a value's `Drop` run as the thread's context is destroyed) there
-/// is no context left: `f` gets a scratch map that is dropped right after, and the identity
-/// is zero. Panicking there instead would abort the process.
+/// is no context left: `f` gets a scratch map that is released right after, and the
+/// identity is zero. Panicking there instead would abort the process.
 ///
 /// # Panics
 ///
-/// In a tokio task outside any `Scope` (see `ContextVar::set`).
+/// In code without a context of its own (see `ContextVar::set`), and from a `Clone` that
+/// `get` runs; at the caller's location.
 #[inline(always)]
-pub(crate) fn write<R>(var: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -> (u64, R) {
+#[track_caller]
+pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -> (u64, R) {
     let mut f = Some(f);
+    // The closure only reports a refusal: a panic from inside it would point at this file,
+    // `#[track_caller]` does not reach into closures.
     let result = CURRENT.try_with(|frame| {
-        let Ok(mut frame) = frame.try_borrow_mut() else { reentrant_write(var) };
-        if frame.entered == Entered::Root && in_unscoped_task() {
-            drop(frame);
-            unscoped_write(var);
+        let Ok(mut frame) = frame.try_borrow_mut() else { return Err(Refused::Reentrant) };
+        if !frame.is_owned() {
+            return Err(Refused::NoContext);
         }
         let frame = &mut *frame;
         if frame.id == 0 {
             frame.id = fresh_id();
         }
-        (frame.id, (f.take().expect("called once"))(&mut frame.map, frame.id))
+        Ok((frame.id, (f.take().expect("called once"))(&mut frame.map, frame.id)))
     });
     match result {
-        Ok(result) => result,
+        Ok(Ok(result)) => result,
+        Ok(Err(Refused::Reentrant)) => reentrant_write(name),
+        Ok(Err(Refused::NoContext)) => no_context_write(name),
         Err(_) => {
             let mut scratch = Map::EMPTY;
             let result = (f.take().expect("called once"))(&mut scratch, 0);
+            drop_outside(scratch);
             (0, result)
         }
     }
@@ -112,20 +178,10 @@ pub(crate) fn write<R>(var: &'static str, f: impl FnOnce(&mut Map, u64) -> R) ->
 /// value that sets a variable.
 #[cold]
 #[track_caller]
-fn reentrant_write(var: &'static str) -> ! {
+fn reentrant_write(name: &'static str) -> ! {
     panic!(
-        "contextvars: `{var}.set()` called from inside the `Clone` of a value that `get` is \
+        "contextvars: `{name}.set()` called from inside the `Clone` of a value that `get` is \
          cloning; set variables before or after the `get`, not from `Clone`"
-    )
-}
-
-/// A context entered from code that runs while `get` holds the context.
-#[cold]
-fn reentrant_enter() -> ! {
-    panic!(
-        "contextvars: a context entered (`Context::run`, a `Scope`, a `#[propagate(none)]` \
-         function) from inside the `Clone` of a value that `get` is cloning; enter it before or \
-         after the `get`, or read the value with `with`, which does not hold the context"
     )
 }
 
@@ -137,13 +193,24 @@ pub(crate) fn in_get() -> bool {
 
 #[cold]
 #[track_caller]
-fn unscoped_write(var: &'static str) -> ! {
+fn no_context_write(name: &'static str) -> ! {
+    if on_rayon_worker() {
+        panic!(
+            "contextvars: `{name}.set()` in a rayon job that has no context of its own. The value \
+             would leak into every later job on this pool thread. Run the parallel work with \
+             `contextvars::rayon::join` / `contextvars::rayon::scope` (feature `rayon`), which \
+             give each job a copy of the caller's context, or enter one yourself: \
+             `let mut ctx = contextvars::Context::current();` before the pool, `ctx.clone().run(|| ..)` \
+             in each job."
+        )
+    }
     panic!(
-        "contextvars: `{var}.set()` in a tokio task that has no context of its own. The value would \
-         leak into every other task that runs on this thread. Start the task with \
-         `contextvars::spawn(fut)` instead of `tokio::spawn(fut)` (a blocking job with \
-         `contextvars::spawn_blocking(f)` instead of `tokio::task::spawn_blocking(f)`), or wrap its \
-         future: `tokio::spawn(contextvars::Context::current().scope(fut))`."
+        "contextvars: `{name}.set()` in a tokio task that has no context of its own, so the value \
+         would leak into other tasks. In a web service the usual cause is a missing \
+         `contextvars::tower::ContextLayer`, or a middleware placed outside it (add the layer \
+         last, so it wraps everything). Otherwise start the task with `contextvars::spawn(fut)` \
+         instead of `tokio::spawn(fut)` (a blocking job with `contextvars::spawn_blocking(f)`), \
+         or wrap its future: `tokio::spawn(contextvars::Context::current().scope(fut))`."
     )
 }
 
@@ -152,36 +219,11 @@ pub(crate) fn snapshot() -> Map {
     read(Map::clone)
 }
 
-/// Swaps a context's map, identity and entry kind with the thread's current ones: called
-/// once to enter a context and once more to leave it.
-#[inline(always)]
-pub(crate) fn swap(map: &mut Map, id: &mut u64, entered: &mut Entered, direction: Direction) {
-    // During thread teardown there is nothing to swap with (a scoped future dropped by
-    // another thread-local's destructor): entering and leaving are then both no-ops.
-    let _ = CURRENT.try_with(|frame| {
-        let Ok(mut frame) = frame.try_borrow_mut() else { reentrant_enter() };
-        let frame = &mut *frame;
-        // In place, field by field: a copy of the frame through the stack would be read back
-        // in one wide load right after narrower stores, and stall on it.
-        frame.map.swap(map);
-        std::mem::swap(&mut frame.id, id);
-        std::mem::swap(&mut frame.entered, entered);
-        if direction == Direction::Enter
-            && frame.entered == Entered::Run
-            && matches!(*entered, Entered::Scope | Entered::RunInAsync)
-        {
-            frame.entered = Entered::RunInAsync;
-        }
-    });
-}
-
-/// Whether this is a tokio task that has no context of its own: where `write` panics.
+/// Whether this is code without a context of its own (a tokio task outside any `Scope`, a
+/// rayon job outside any context): where `write` panics.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
 pub(crate) fn in_task_without_context() -> bool {
-    CURRENT
-        .try_with(|frame| frame.try_borrow().is_ok_and(|frame| frame.entered == Entered::Root))
-        .unwrap_or(false)
-        && in_unscoped_task()
+    !has_context()
 }
 
 /// Whether a `Scope` is being polled on this thread, i.e. we are inside async code.
@@ -192,14 +234,132 @@ pub(crate) fn in_async() -> bool {
         .unwrap_or(false)
 }
 
-#[cfg(feature = "tokio")]
-#[inline]
-fn in_unscoped_task() -> bool {
-    tokio::task::try_id().is_some()
+/// Makes a context the thread's current one for the guard's lifetime: swaps it in on
+/// creation and back out on drop (also by panic), for `Context::run` and each poll of a
+/// `Scope` alike. While entered, `context` holds the thread's previous map and identity.
+pub(crate) struct Enter<'a> {
+    context: &'a mut Context,
+    /// While entered: how the previous frame was entered, and its owner.
+    entered: Entered,
+    owner: Owner,
 }
 
-#[cfg(not(feature = "tokio"))]
-#[inline]
-fn in_unscoped_task() -> bool {
-    false
+impl<'a> Enter<'a> {
+    /// Enters `context`, owned by the task running now; `entered` says how (`Run` or `Scope`).
+    ///
+    /// # Panics
+    ///
+    /// From the `Clone` of a value that `get` is cloning (the context is borrowed then).
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn new(context: &'a mut Context, entered: Entered) -> Enter<'a> {
+        match Enter::try_new(context, entered) {
+            Some(guard) => guard,
+            None => reentrant_enter(),
+        }
+    }
+
+    /// [`Enter::new`], or `None` where it would panic.
+    #[inline(always)]
+    pub(crate) fn try_new(context: &'a mut Context, entered: Entered) -> Option<Enter<'a>> {
+        let mut guard = Enter { context, entered, owner: running_task() };
+        match guard.swap(true) {
+            Ok(()) => Some(guard),
+            Err(()) => {
+                // Nothing was swapped: leaving must not swap either.
+                std::mem::forget(guard);
+                None
+            }
+        }
+    }
+
+    /// Swaps the guard's context, entry kind and owner with the thread's.
+    #[inline(always)]
+    fn swap(&mut self, entering: bool) -> Result<(), ()> {
+        // During thread teardown there is nothing to swap with (a scoped future dropped by
+        // another thread-local's destructor): entering and leaving are then both no-ops.
+        CURRENT
+            .try_with(|frame| {
+                let Ok(mut frame) = frame.try_borrow_mut() else { return Err(()) };
+                let frame = &mut *frame;
+                // In place, field by field: a copy of the frame through the stack would be read
+                // back in one wide load right after narrower stores, and stall on it.
+                frame.map.swap(&mut self.context.map);
+                std::mem::swap(&mut frame.id, &mut self.context.id);
+                std::mem::swap(&mut frame.entered, &mut self.entered);
+                std::mem::swap(&mut frame.owner, &mut self.owner);
+                // A `Context::run` inside async code is still inside async code (`block_on`).
+                if entering
+                    && frame.entered == Entered::Run
+                    && matches!(self.entered, Entered::Scope | Entered::RunInAsync)
+                {
+                    frame.entered = Entered::RunInAsync;
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for Enter<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Leaving cannot find the frame borrowed: the borrows of `read` and `write` end
+        // before they return, and entering one from inside them was refused.
+        let _ = self.swap(false);
+    }
+}
+
+/// A context entered from code that runs while `get` holds the context.
+#[cold]
+#[track_caller]
+fn reentrant_enter() -> ! {
+    panic!(
+        "contextvars: a context entered (`Context::run`, a `Scope`, a `#[propagate(none)]` \
+         function) from inside the `Clone` of a value that `get` is cloning; enter it before or \
+         after the `get`, or read the value with `with`, which does not hold the context"
+    )
+}
+
+/// How many rounds of drops may set values whose drops set values again (see
+/// [`drop_outside`]); beyond that the rest is leaked rather than dropped forever.
+const DROP_ROUNDS: u32 = 16;
+
+thread_local! {
+    /// Rounds of [`drop_outside`] in progress on this thread, nested ones included. No
+    /// destructor, so it stays usable during thread teardown.
+    static DROP_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Drops `values` (a map, a context's values, a join's leftovers) in a scratch context owned
+/// by the running code, so that a stored value's `Drop` that sets a variable neither panics
+/// (no context of its own, or during unwinding: an abort) nor writes into whatever context
+/// happens to be current. What those drops set is dropped the same way, for at most
+/// [`DROP_ROUNDS`] rounds on this thread; a longer chain of drops that set values whose drops
+/// set values is leaked.
+pub(crate) fn drop_outside<T>(values: T) {
+    struct Depth(u32);
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            DROP_DEPTH.set(self.0);
+        }
+    }
+
+    let depth = Depth(DROP_DEPTH.get());
+    if depth.0 >= DROP_ROUNDS {
+        std::mem::forget(values);
+        return;
+    }
+    DROP_DEPTH.set(depth.0 + 1);
+    let mut scratch = Context::new();
+    // Inside a `get`'s `Clone` the frame cannot be entered: the values drop where they are.
+    let entered = Enter::try_new(&mut scratch, Entered::Run);
+    drop(values);
+    drop(entered);
+    // Nested: each round counts against the bound.
+    let left = std::mem::take(&mut scratch.map);
+    if !left.is_empty() {
+        drop_outside(left);
+    }
+    drop(depth);
 }

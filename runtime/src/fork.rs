@@ -100,7 +100,7 @@ impl Fork {
     /// Where [`ContextVar::set`](crate::ContextVar::set) panics, if anything is to land: in a
     /// tokio task without a context of its own.
     pub fn join(self, child: Context) {
-        self.deliver(child.map, Deliver::Marked);
+        self.deliver(child.into_map(), Deliver::Marked);
     }
 
     /// Merges all the child's changes into the current context (see
@@ -127,7 +127,7 @@ impl Fork {
     ///
     /// Like [`join`](Fork::join).
     pub fn merge_back(self, child: Context) {
-        self.deliver(child.map, Deliver::All);
+        self.deliver(child.into_map(), Deliver::All);
     }
 
     /// Merges `what` of the changes a child made between its start and `end` into the current

@@ -249,7 +249,7 @@ impl<T: 'static> JoinSet<T> {
         let mut context = fork.context();
         self.inner.spawn_blocking(move || {
             let output = context.run(f);
-            Finished { output, end: context.map, fork }
+            Finished { output, end: context.into_map(), fork }
         })
     }
 
@@ -319,6 +319,6 @@ impl<F: Future> Future for Child<F> {
         let this = self.project();
         let (output, end) = ready!(this.scope.poll_with_context(cx));
         let fork = this.fork.take().expect("a child is not polled after it finished");
-        Poll::Ready(Finished { output, end: end.map, fork })
+        Poll::Ready(Finished { output, end: end.into_map(), fork })
     }
 }

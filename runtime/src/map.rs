@@ -123,6 +123,12 @@ impl Map {
         self.root.is_none()
     }
 
+    /// Whether dropping this map may drop values: no other map shares its root.
+    #[inline]
+    pub(crate) fn is_last_holder(&self) -> bool {
+        self.root.as_ref().is_some_and(|root| Arc::strong_count(root) == 1)
+    }
+
     /// The value stored under `key`.
     #[inline]
     pub(crate) fn get(&self, key: u32) -> Option<&Value> {

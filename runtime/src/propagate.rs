@@ -63,7 +63,7 @@ pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl F
     let entry = current::snapshot();
     let mut copy = Context { map: entry.clone(), id: 0 };
     let output = copy.run(f);
-    land(entry, copy.map, vars);
+    land(entry, copy.into_map(), vars);
     output
 }
 
@@ -155,7 +155,7 @@ impl<F: Future> Future for PropagateBack<F> {
         let State::Running(entry) = std::mem::replace(this.state, State::Done) else {
             unreachable!("set to `Running` above")
         };
-        land(entry, exit.map, *this.vars);
+        land(entry, exit.into_map(), *this.vars);
         Poll::Ready(output)
     }
 }

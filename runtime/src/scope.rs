@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 
 use crate::context::Context;
-use crate::current::{self, Entered, Frame};
+use crate::current::{Enter, Entered};
 use crate::map::Map;
 
 pin_project! {
@@ -30,7 +30,8 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Scope<F> {
-        frame: Frame,
+        // Dropped after the future, in a scratch context of its own (see `Context`'s `Drop`).
+        context: Context,
         #[pin]
         future: Option<F>,
     }
@@ -39,7 +40,9 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if this.future.is_some() {
-                let _entered = Enter::new(this.frame);
+                // (Not entered only inside the `Clone` of a value `get` is cloning: a drop
+                // must not panic there.)
+                let _entered = Enter::try_new(this.context, Entered::Scope);
                 this.future.set(None);
             }
         }
@@ -51,18 +54,13 @@ impl<F> Scope<F> {
     /// identity for tokens) of `map`: `PropagateBack` takes its copy when first polled
     /// (or dropped unpolled).
     pub(crate) fn enter_copy_of(self: Pin<&mut Self>, map: Map) {
-        let frame = self.project().frame;
-        frame.map = map;
-        frame.id = 0;
+        *self.project().context = Context { map, id: 0 };
     }
 }
 
 impl<F: Future> Scope<F> {
     pub(crate) fn new(context: Context, future: F) -> Scope<F> {
-        Scope {
-            frame: Frame { map: context.map, id: context.id, entered: Entered::Scope },
-            future: Some(future),
-        }
+        Scope { context, future: Some(future) }
     }
 
     /// The scope's context as it is now: what the future has set so far.
@@ -74,7 +72,7 @@ impl<F: Future> Scope<F> {
     /// assert_eq!(scope.context().get(&N), 0);
     /// ```
     pub fn context(&self) -> Context {
-        Context { map: self.frame.map.clone(), id: 0 }
+        self.context.clone()
     }
 
     /// Polls the inner future in the scope's context and, once it is ready (the inner future
@@ -85,7 +83,7 @@ impl<F: Future> Scope<F> {
     ) -> Poll<(F::Output, Context)> {
         let mut this = self.project();
         let output = {
-            let _entered = Enter::new(this.frame);
+            let _entered = Enter::new(this.context, Entered::Scope);
             let future = this.future.as_mut().as_pin_mut().expect("`Scope` polled after completion");
             match future.poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -95,8 +93,7 @@ impl<F: Future> Scope<F> {
                 }
             }
         };
-        let frame = &mut *this.frame;
-        Poll::Ready((output, Context { map: std::mem::take(&mut frame.map), id: frame.id }))
+        Poll::Ready((output, std::mem::take(this.context)))
     }
 }
 
@@ -106,7 +103,7 @@ impl<F: Future> Future for Scope<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = Enter::new(this.frame);
+        let _entered = Enter::new(this.context, Entered::Scope);
         let mut future = this.future;
         let future_pin = future.as_mut().as_pin_mut().expect("`Scope` polled after completion");
         let output = std::task::ready!(future_pin.poll(cx));
@@ -119,30 +116,5 @@ impl<F: Future> Future for Scope<F> {
 impl<F> fmt::Debug for Scope<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope").field("finished", &self.future.is_none()).finish_non_exhaustive()
-    }
-}
-
-/// Swaps a scope's frame in for its lifetime; swaps it back out on drop, also by panic.
-struct Enter<'a> {
-    frame: &'a mut Frame,
-}
-
-impl<'a> Enter<'a> {
-    #[inline]
-    fn new(frame: &'a mut Frame) -> Enter<'a> {
-        current::swap(&mut frame.map, &mut frame.id, &mut frame.entered, current::Direction::Enter);
-        Enter { frame }
-    }
-}
-
-impl Drop for Enter<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        current::swap(
-            &mut self.frame.map,
-            &mut self.frame.id,
-            &mut self.frame.entered,
-            current::Direction::Leave,
-        );
     }
 }

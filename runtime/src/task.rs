@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
@@ -172,8 +173,20 @@ impl<T> JoinHandle<T> {
     /// # drop(plain);
     /// # });
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// Here, or when the join is polled, in code without a context of its own to merge into
+    /// (a plain `tokio::spawn` task, a `tokio::task::JoinSet`): await it in a task started by
+    /// [`spawn`] (or `contextvars::JoinSet`), or wrap the awaiting future in
+    /// [`Context::current().scope(..)`](Context::scope).
+    #[track_caller]
     pub fn merge_back(self) -> MergeBack<T> {
-        MergeBack { handle: self }
+        let caller = Location::caller();
+        if !current::has_context() {
+            merge_back_without_context(caller);
+        }
+        MergeBack { handle: self, caller }
     }
 
     /// Aborts the task (see `tokio::task::JoinHandle::abort`). Awaiting it then gives a
@@ -233,13 +246,28 @@ impl<T> JoinHandle<T> {
 
     /// Polls the child and, once it finished, delivers `what` of its changes into the current
     /// context.
-    fn poll_join(&mut self, cx: &mut TaskContext<'_>, what: Deliver) -> Poll<Result<T, JoinError>> {
+    ///
+    /// Code without a context of its own has nowhere to take changes to: there a plain
+    /// `.await` delivers nothing, and a `merge_back` (called at `caller`) panics.
+    fn poll_join(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        what: Deliver,
+        caller: Option<&'static Location<'static>>,
+    ) -> Poll<Result<T, JoinError>> {
         let (output, end) = match ready!(Pin::new(&mut self.inner).poll(cx)) {
             Ok(finished) => finished,
             Err(error) => return Poll::Ready(Err(error)),
         };
         let fork = self.fork.take().expect("`JoinHandle` polled after completion");
-        fork.deliver(end.map, what);
+        if !current::has_context() {
+            current::drop_outside((fork, end));
+            if let Some(caller) = caller {
+                merge_back_without_context(caller);
+            }
+            return Poll::Ready(Ok(output));
+        }
+        fork.deliver(end.into_map(), what);
         Poll::Ready(Ok(output))
     }
 }
@@ -248,7 +276,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.poll_join(cx, Deliver::Marked)
+        self.poll_join(cx, Deliver::Marked, None)
     }
 }
 
@@ -263,6 +291,22 @@ impl<T> fmt::Debug for JoinHandle<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct MergeBack<T> {
     handle: JoinHandle<T>,
+    /// Where `merge_back` was called, for the panic of a join polled without a context.
+    caller: &'static Location<'static>,
+}
+
+/// A `merge_back` awaited by code without a context to merge into.
+#[cold]
+#[track_caller]
+fn merge_back_without_context(caller: &'static Location<'static>) -> ! {
+    panic!(
+        "contextvars: `.merge_back()` (called at {caller}) awaited in a task without a context of \
+         its own: there is no context to merge the child's changes into. Await it in a task \
+         started by `contextvars::spawn` or collected in a `contextvars::JoinSet` (not \
+         `tokio::spawn` or `tokio::task::JoinSet`), or wrap the awaiting future in \
+         `contextvars::Context::current().scope(..)`; a plain `.await` of the handle returns \
+         the output without merging"
+    )
 }
 
 impl<T> MergeBack<T> {
@@ -284,7 +328,8 @@ impl<T> Future for MergeBack<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.handle.poll_join(cx, Deliver::All)
+        let caller = self.caller;
+        self.handle.poll_join(cx, Deliver::All, Some(caller))
     }
 }
 

@@ -129,7 +129,7 @@ impl<T> JoinHandle<T> {
 
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
-        self.fork.deliver(end.map, what);
+        self.fork.deliver(end.into_map(), what);
         Ok(output)
     }
 }
@@ -286,7 +286,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
-        self.fork.deliver(end.map, what);
+        self.fork.deliver(end.into_map(), what);
         Ok(output)
     }
 }

@@ -70,8 +70,70 @@ enum Replaced<T> {
     Shared(#[allow(dead_code)] Option<Value>),
 }
 
-/// Keys are handed out in order of first use, so they stay small and dense.
+/// Keys are handed out in order of first use, so they stay small and dense. Holds the next
+/// key plus one (a variable's `key` field uses zero for "none yet").
 static NEXT_KEY: AtomicU32 = AtomicU32::new(1);
+
+/// Takes the next key (plus one) from `counter`, or `None` once every key has been handed
+/// out. Exhaustion is permanent: the counter never wraps, so no key is ever handed out twice
+/// (the downcasts of `value.rs` rely on it).
+fn take_key(counter: &AtomicU32) -> Option<u32> {
+    let mut next = counter.load(Ordering::Relaxed);
+    loop {
+        let after = next.checked_add(1)?;
+        match counter.compare_exchange_weak(next, after, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(next),
+            Err(seen) => next = seen,
+        }
+    }
+}
+
+/// The defaults being computed on this thread, to name a cycle instead of deadlocking.
+mod default_cycle {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static COMPUTING: RefCell<Vec<(usize, &'static str)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// One default being computed; leaves the list on drop, also by panic.
+    pub(super) struct Computing(());
+
+    impl Computing {
+        /// Notes that the default of the variable at `address` is being computed.
+        ///
+        /// # Panics
+        ///
+        /// If it already is, further up this thread's stack: the default reads its own
+        /// variable.
+        pub(super) fn enter(address: usize, name: &'static str) -> Computing {
+            let cycle = COMPUTING.with_borrow_mut(|computing| {
+                if let Some(at) = computing.iter().position(|(seen, _)| *seen == address) {
+                    let names: Vec<&str> = computing[at..].iter().map(|(_, name)| *name).collect();
+                    return Some(names.join(" -> "));
+                }
+                computing.push((address, name));
+                None
+            });
+            if let Some(cycle) = cycle {
+                panic!(
+                    "contextvars: the default of `{name}` reads `{name}` itself ({cycle} -> {name}); \
+                     a default cannot depend on its own variable. Compute it from other values, \
+                     or set the variable instead"
+                );
+            }
+            Computing(())
+        }
+    }
+
+    impl Drop for Computing {
+        fn drop(&mut self) {
+            COMPUTING.with_borrow_mut(|computing| {
+                computing.pop();
+            });
+        }
+    }
+}
 
 impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// A variable named `name` whose value is `default()` in a context that never set it.
@@ -226,10 +288,14 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     ///
     /// # Panics
     ///
-    /// In a tokio task that was started with `tokio::spawn` instead of
-    /// [`contextvars::spawn`](crate::spawn) and is not inside a [`Scope`](crate::Scope): such a
-    /// task has no context of its own, and the value would leak into every other task that
-    /// runs on the same worker thread. The message names the fix.
+    /// In code without a context of its own, at the caller's line, with the fix in the
+    /// message: a tokio task that was started with `tokio::spawn` instead of
+    /// [`contextvars::spawn`](crate::spawn) and is not inside a [`Scope`](crate::Scope) (in a
+    /// web service: a request served without `ContextLayer`, or a middleware outside it),
+    /// whatever polls it, even a runtime driven inside [`Context::run`](crate::Context::run);
+    /// and, with the `rayon` feature, a rayon job outside any context. The value would
+    /// otherwise leak into the other tasks or jobs of the thread. Also from the `Clone` of a
+    /// value that `get` is cloning.
     ///
     /// ```
     /// use contextvars_runtime::ContextVar;
@@ -238,6 +304,7 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(LEVEL.get(), 3);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn set(&'static self, value: T) -> Token<T> {
         let key = self.key();
         // The closures of `get` and `set` are inlined into the thread-context access: returned
@@ -279,6 +346,7 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// assert!(!USER.is_set());
     /// # Ok::<(), contextvars_runtime::Error>(())
     /// ```
+    #[track_caller]
     pub fn reset(&'static self, token: Token<T>) -> Result<(), Error> {
         if !std::ptr::eq(token.var(), self) {
             return Err(Error::TokenFromOtherVar { token_var: token.var().name, var: self.name });
@@ -348,9 +416,26 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// LIMIT.set(5);
     /// assert_eq!(*LIMIT.default_value(), 100);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the default reads its own variable (directly or through other defaults): the
+    /// message names the cycle. Also when the default itself panics (it is then computed
+    /// again on the next read).
+    #[inline]
     pub fn default_value(&'static self) -> &'static T {
-        let stored = self.default_value.get_or_init(|| value::store(self, (self.default)()));
+        let stored = match self.default_value.get() {
+            Some(stored) => stored,
+            None => self.init_default(),
+        };
         value::typed(self, stored).expect("the default is stored under its variable's key")
+    }
+
+    /// Computes the default, refusing a cycle: `OnceLock` would wait for itself forever.
+    #[cold]
+    fn init_default(&'static self) -> &'static Value {
+        let _computing = default_cycle::Computing::enter(self as *const Self as usize, self.name);
+        self.default_value.get_or_init(|| value::store(self, (self.default)()))
     }
 
     /// Whether spawned tasks and threads inherit this variable (see [`inherit`](Self::inherit)).
@@ -409,8 +494,9 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
 
     #[cold]
     fn assign_key(&self) -> u32 {
-        let fresh = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        assert!(fresh != 0, "contextvars: more than 4 billion context variables");
+        let Some(fresh) = take_key(&NEXT_KEY) else {
+            panic!("contextvars: more than 4 billion context variables were used in this process")
+        };
         match self.key.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => fresh - 1,
             Err(won) => won - 1,
@@ -511,5 +597,37 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// The typed value, or the default where there is none.
     fn view<'a>(&'static self, value: Option<&'a Value>) -> &'a T {
         value.and_then(|stored| value::typed(self, stored)).unwrap_or_else(|| self.default_value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_run_out_for_good_instead_of_wrapping() {
+        let counter = AtomicU32::new(u32::MAX - 2);
+        assert_eq!(take_key(&counter), Some(u32::MAX - 2));
+        assert_eq!(take_key(&counter), Some(u32::MAX - 1));
+        // The last value is never handed out: handing it out would leave nothing to stop at.
+        for _ in 0..3 {
+            assert_eq!(take_key(&counter), None);
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), u32::MAX, "the counter never wraps to reuse a key");
+    }
+
+    #[test]
+    fn keys_are_handed_out_once_under_contention() {
+        let counter = AtomicU32::new(u32::MAX - 1_000);
+        let taken: Vec<Vec<u32>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| std::iter::from_fn(|| take_key(&counter)).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().map(|worker| worker.join().unwrap()).collect()
+        });
+        let mut all: Vec<u32> = taken.into_iter().flatten().collect();
+        all.sort_unstable();
+        let expected: Vec<u32> = (u32::MAX - 1_000..u32::MAX).collect();
+        assert_eq!(all, expected, "every key once, none after exhaustion");
     }
 }
