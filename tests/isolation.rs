@@ -109,7 +109,11 @@ fn quiet_panics() {
                 .or_else(|| info.payload().downcast_ref::<&str>().copied())
                 .unwrap_or("");
             if let Some(location) = info.location() {
-                LOCATIONS.lock().unwrap().push((message.to_owned(), location.file().to_owned(), location.line()));
+                LOCATIONS.lock().unwrap().push((
+                    message.to_owned(),
+                    location.file().to_owned(),
+                    location.line(),
+                ));
             }
             if !message.starts_with("contextvars:") {
                 default(info);
@@ -242,7 +246,8 @@ fn a_set_without_a_context_panics_at_the_callers_line_naming_the_layer() {
             let set_line = line!() + 1;
             let set = std::panic::catch_unwind(|| USER.set("x"));
             let apply_line = line!() + 1;
-            let apply = std::panic::catch_unwind(|| contextvars::Changes::between(&before(), &after()).apply());
+            let apply =
+                std::panic::catch_unwind(|| contextvars::Changes::between(&before(), &after()).apply());
             assert!(set.is_err() && apply.is_err());
             (set_line, apply_line)
         })

@@ -232,3 +232,30 @@ fn a_clone_that_sets_a_variable_during_get_panics_with_the_reason() {
     // `with` borrows without cloning, so the same value is fine there.
     assert!(SETS_ON_CLONE.with(Option::is_some));
 }
+
+/// Enters a context from its `Clone`, which `get` calls while it holds the thread's context.
+struct EntersOnClone;
+
+impl Clone for EntersOnClone {
+    fn clone(&self) -> EntersOnClone {
+        Context::new().run(|| ());
+        EntersOnClone
+    }
+}
+
+static ENTERS_ON_CLONE: ContextVar<Option<EntersOnClone>> = ContextVar::new("ENTERS_ON_CLONE", || None);
+
+#[test]
+fn entering_a_context_from_a_clone_during_get_is_an_explained_panic() {
+    ENTERS_ON_CLONE.set(Some(EntersOnClone));
+    let payload = std::panic::catch_unwind(|| ENTERS_ON_CLONE.get()).map(drop).unwrap_err();
+    let message = match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+    };
+    assert!(message.contains("`Clone`"), "{message}");
+    assert!(!message.contains("already borrowed"), "{message}");
+    // The thread's context is still usable.
+    ENTERS_ON_CLONE.set(None);
+    assert!(ENTERS_ON_CLONE.get().is_none());
+}

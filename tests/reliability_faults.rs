@@ -817,3 +817,38 @@ fn drops_that_set_values_whose_drops_set_values_are_bounded() {
     });
     shut_down(runtime);
 }
+
+// ---------------------------------------------------------------------------------------
+// A default that reads its own variable.
+
+static SELF_READ: ContextVar<u64> = ContextVar::new("SELF_READ", || SELF_READ.get() + 1);
+static PING: ContextVar<u64> = ContextVar::new("PING", || PONG.get());
+static PONG: ContextVar<u64> = ContextVar::new("PONG", || PING.get());
+
+/// Runs `read` on a thread of its own and returns its panic message; fails the test instead
+/// of hanging if the read never returns.
+fn cycle_message(read: fn() -> u64) -> String {
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = catch_unwind(read)
+            .map_err(|payload| payload.downcast::<String>().map(|m| *m).unwrap_or_default());
+        let _ = done.send(outcome);
+    });
+    match result.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(outcome) => outcome.expect_err("a default that reads itself cannot succeed"),
+        Err(_) => panic!("the read of a self-referential default never returned (deadlock)"),
+    }
+}
+
+#[test]
+fn a_default_that_reads_its_own_variable_panics_naming_the_cycle() {
+    quiet_injected_panics();
+    let message = cycle_message(|| SELF_READ.get());
+    assert!(message.contains("`SELF_READ`") && message.contains("SELF_READ -> SELF_READ"), "{message}");
+    let message = cycle_message(|| PING.get());
+    assert!(message.contains("PING -> PONG -> PING"), "{message}");
+    // Nothing is left half-computed: a context that sets the variable reads it.
+    let mut ctx = Context::new();
+    ctx.run(|| SELF_READ.set(3));
+    assert_eq!(ctx.get(&SELF_READ), 3);
+}

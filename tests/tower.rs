@@ -12,18 +12,18 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::body::Body;
-use axum::response::IntoResponse;
-use axum::response::sse::{Event, Sse};
 use axum::extract::{Extension, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
+use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use client::Connection;
 use contextvars::tower::ContextLayer;
 use contextvars::{Context, context_var, propagate, sync_endpoint};
-use tokio::sync::Barrier;
 use futures::StreamExt;
+use tokio::sync::Barrier;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 
