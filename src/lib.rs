@@ -82,7 +82,7 @@
 //! # }
 //! ```
 //!
-//! # Tasks started with plain `tokio::spawn`
+//! # Who has a context: tasks, pools and other executors
 //!
 //! Such a task has no context of its own: it runs on its worker thread's context, which every
 //! task on that thread shares. There [`ContextVar::get`] returns the default and
@@ -93,6 +93,54 @@
 //! something. The bodies of
 //! `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's context
 //! and can `set` freely.
+//! A context belongs to the code that entered it. [`Context::run`] and every poll of a
+//! [`Scope`] enter one on the thread for the tokio task running at that moment (or for the
+//! thread, outside any task); [`spawn`] and [`spawn_blocking`] give each child a scope.
+//!
+//! * **Plain `tokio::spawn` tasks** have no context of their own, whatever polls them: a
+//!   worker thread, or a runtime driven inside `ctx.run(|| runtime.block_on(..))`, or a
+//!   `LocalSet` polled inside a scope. There [`ContextVar::get`] returns the default and
+//!   [`ContextVar::set`] panics at your line with the fix: start the task with [`spawn`], or
+//!   wrap its future in [`Context::current()`](Context::current)[`.scope(fut)`](Context::scope)
+//!   (in a web service the usual cause is a missing `tower::ContextLayer`, or a middleware
+//!   outside it). A plain `.await` of a [`JoinHandle`] there returns the output and delivers
+//!   nothing; [`merge_back`](JoinHandle::merge_back) there panics. The bodies of
+//!   `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's
+//!   context and can `set` freely.
+//! * **rayon** (runtime feature `rayon`): a job on a pool thread outside any context reads
+//!   defaults and its `set` panics, rather than writing the pool thread's own context, which
+//!   every later job on it would read. Give jobs a context with the `contextvars::rayon`
+//!   adapters, or with `ctx.clone().run(..)` in each job.
+//! * **Executors the library cannot see** (futures' `LocalPool` and `ThreadPool`, smol,
+//!   async-std, glommio): their tasks are not told apart. What holds: a task wrapped in a
+//!   `Scope` has its own context at every poll, whichever thread polls it. What does not: an
+//!   unwrapped task reads and writes the context of the thread (or of the `Context::run`)
+//!   it is polled in, shared with every other unwrapped task there, and nothing panics. So
+//!   wrap each task where you spawn it:
+//!
+//! ```
+//! use contextvars::{Context, ContextVar};
+//! use futures::executor::LocalPool;
+//! use futures::task::LocalSpawnExt;
+//!
+//! static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+//!
+//! let mut pool = LocalPool::new();
+//! for user in ["ada", "bob"] {
+//!     // `smol::spawn(Context::current().scope(fut))` and async-std alike.
+//!     let task = Context::current().scope(async move {
+//!         USER.set(user);
+//!         assert_eq!(USER.get(), user);
+//!     });
+//!     pool.spawner().spawn_local(task).unwrap();
+//! }
+//! pool.run();
+//! assert_eq!(USER.get(), "nobody"); // neither task wrote the thread's context
+//! ```
+//!
+//! A context's values are dropped in a scratch context, so a value whose `Drop` sets a
+//! variable works wherever a context ends (a finished, panicked or aborted task, a dropped
+//! `Scope`), and never writes into the context of whoever drops it.
 //!
 //! # Crossing boundaries
 //!

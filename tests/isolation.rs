@@ -2,6 +2,7 @@
 //! awaits, yields, child tasks, `spawn_blocking` and `block_on`, each see only their own
 //! values.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use contextvars::ContextVar;
@@ -245,16 +246,17 @@ fn a_set_without_a_context_panics_at_the_callers_line_naming_the_layer() {
         tokio::spawn(async {
             let set_line = line!() + 1;
             let set = std::panic::catch_unwind(|| USER.set("x"));
+            let changes = contextvars::Changes::between(&before(), &after());
             let apply_line = line!() + 1;
-            let apply =
-                std::panic::catch_unwind(|| contextvars::Changes::between(&before(), &after()).apply());
+            let apply = std::panic::catch_unwind(AssertUnwindSafe(|| changes.apply()));
             assert!(set.is_err() && apply.is_err());
             (set_line, apply_line)
         })
         .await
         .unwrap()
     });
-    let locations = LOCATIONS.lock().unwrap();
+    // A copy: the hook takes the lock, and an assertion below may panic.
+    let locations = LOCATIONS.lock().unwrap().clone();
     for line in [lines.0, lines.1] {
         let (message, _, _) = locations
             .iter()
