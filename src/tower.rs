@@ -111,6 +111,7 @@ pub struct AnyResponse;
 /// ```
 /// use contextvars::{ContextVar, tower::ContextLayer};
 /// use http_body_util::{BodyExt, Full};
+/// use hyper::body::Bytes;
 /// use tower::{Layer, Service, ServiceExt, service_fn};
 ///
 /// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0);
@@ -119,7 +120,7 @@ pub struct AnyResponse;
 /// # async fn main() {
 /// let counter = service_fn(|_request: http::Request<()>| async {
 ///     HITS.set(HITS.get() + 1);
-///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(HITS.get().to_string())))
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::from(HITS.get().to_string())))
 /// });
 /// let mut service = ContextLayer::new().layer(counter);
 /// // Every call starts from the empty context: no request sees another's count.
@@ -364,12 +365,13 @@ pin_project! {
     /// them sets them there (see [the module documentation](self)).
     ///
     /// ```
-    /// use contextvars::{Context, ContextVar, tower::ScopedBody};
+    /// use contextvars::{Context, tower::ScopedBody};
     /// use http_body_util::{BodyExt, Full};
+    /// use hyper::body::Bytes;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let body = ScopedBody::new(Context::new(), Full::new("chunk"));
+    /// let body = ScopedBody::new(Context::new(), Full::new(Bytes::from("chunk")));
     /// assert_eq!(body.collect().await.unwrap().to_bytes(), "chunk");
     /// # }
     /// ```

@@ -69,6 +69,19 @@ fn running_task() -> Owner {
 #[inline(always)]
 fn running_task() -> Owner {}
 
+/// Whether `owner` is the task running now.
+#[cfg(feature = "tokio")]
+#[inline(always)]
+fn is_running(owner: Owner) -> bool {
+    owner == running_task()
+}
+
+#[cfg(not(feature = "tokio"))]
+#[inline(always)]
+fn is_running(_owner: Owner) -> bool {
+    true
+}
+
 /// Whether the thread is a rayon worker: its root frame then belongs to no job.
 #[cfg(feature = "rayon")]
 #[inline(always)]
@@ -87,7 +100,7 @@ impl Frame {
     /// frame is not the root frame of a pool thread.
     #[inline(always)]
     fn is_owned(&self) -> bool {
-        self.owner == running_task() && !(self.entered == Entered::Root && on_rayon_worker())
+        is_running(self.owner) && !(self.entered == Entered::Root && on_rayon_worker())
     }
 }
 
