@@ -72,13 +72,13 @@ fn running_task() -> Owner {}
 /// Whether `owner` is the task running now.
 #[cfg(feature = "tokio")]
 #[inline(always)]
-fn is_running(owner: Owner) -> bool {
-    owner == running_task()
+fn is_running(owner: &Owner) -> bool {
+    *owner == running_task()
 }
 
 #[cfg(not(feature = "tokio"))]
 #[inline(always)]
-fn is_running(_owner: Owner) -> bool {
+fn is_running(_owner: &Owner) -> bool {
     true
 }
 
@@ -100,7 +100,7 @@ impl Frame {
     /// frame is not the root frame of a pool thread.
     #[inline(always)]
     fn is_owned(&self) -> bool {
-        is_running(self.owner) && !(self.entered == Entered::Root && on_rayon_worker())
+        is_running(&self.owner) && !(self.entered == Entered::Root && on_rayon_worker())
     }
 }
 
