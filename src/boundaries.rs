@@ -24,7 +24,7 @@
 //! | rayon `scope` | `contextvars::rayon::scope(\|s\| s.spawn(..))` | the body and each spawn: the context where it was started | all, when the scope ends: the body's, then the spawns' in spawn order | always (feature `rayon`) |
 //! | rayon parallel iterator | `.with_context()` (`contextvars::rayon::WithContextExt`) | each item: the caller's context at `.with_context()` | when the iterator is consumed: marked; with `.merge_back()`: all, item after item in the iterator's order | `.with_context()`, then `.merge_back()` (feature `rayon`) |
 //! | plain `tokio::spawn` | (not through this crate) | nothing: the task reads defaults, and `set` panics with the fix | nothing | start it with [`spawn`](crate::spawn), or wrap it: `Context::current().scope(fut)` |
-//! | plain rayon job | (not through this crate) | nothing: the job runs in the pool thread's own context | nothing | the rayon rows above, or `context.run(f)` inside the job |
+//! | plain rayon job | (not through this crate) | nothing: the job reads defaults, and `set` panics with the fix | nothing | the rayon rows above, or `context.run(f)` inside the job |
 //! | plain `std::thread::spawn` | (not through this crate) | nothing: the thread starts with an empty context of its own | nothing | [`thread::spawn`](crate::thread::spawn) |
 //! | foreign executor or pool | [`Fork::current()`](crate::Fork::current), then [`fork.context()`](crate::Fork::context) `.scope(fut)` or `.run(f)` | the context at the fork | at [`fork.join(end)`](crate::Fork::join): marked; at [`fork.merge_back(end)`](crate::Fork::merge_back): all, where you call it | [`Fork`](crate::Fork); `Context::current().scope(fut)` alone copies down only |
 //!

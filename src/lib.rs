@@ -107,7 +107,7 @@
 //!   nothing; [`merge_back`](JoinHandle::merge_back) there panics. The bodies of
 //!   `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's
 //!   context and can `set` freely.
-//! * **rayon** (runtime feature `rayon`): a job on a pool thread outside any context reads
+//! * **rayon** (feature `rayon`): a job on a pool thread outside any context reads
 //!   defaults and its `set` panics, rather than writing the pool thread's own context, which
 //!   every later job on it would read. Give jobs a context with the `contextvars::rayon`
 //!   adapters, or with `ctx.clone().run(..)` in each job.
@@ -116,7 +116,7 @@
 //!   `Scope` has its own context at every poll, whichever thread polls it. What does not: an
 //!   unwrapped task reads and writes the context of the thread (or of the `Context::run`)
 //!   it is polled in, shared with every other unwrapped task there, and nothing panics. So
-//!   wrap each task where you spawn it:
+//!   wrap each task where you spawn it (and use [`Fork`] to also bring its changes back):
 //!
 //! ```
 //! use contextvars::{Context, ContextVar};

@@ -1,10 +1,10 @@
 //! rayon's [`join`], [`scope`] and parallel iterators, whose closures run in copies of the
 //! caller's context (feature `rayon`).
 //!
-//! A plain rayon job runs on a pool thread, in that thread's own context rather than the
-//! context of the code that started it: it sees none of the caller's values, and nothing it
-//! sets comes back. The functions here carry the caller's context along, and leave the pool
-//! threads' own contexts untouched:
+//! A plain rayon job outside any context has none of its own: it reads defaults, and its
+//! `set` panics naming [`join`] and [`scope`], rather than writing the pool thread's own
+//! context, which every later job on that thread would read. The functions here carry the
+//! caller's context along, and leave the pool threads' own contexts untouched:
 //!
 //! * [`join`] and [`scope`] run every closure in a copy of the context current where it was
 //!   started, and merge all their changes back into the caller once they have all finished,

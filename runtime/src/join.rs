@@ -45,8 +45,9 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
         merge_back_without_context(var.var_name());
     }
     // Let go of the child's maps first: the current context may then own its nodes again and
-    // take the changes in place.
-    drop((fork, start, end));
+    // take the changes in place. Values only the child held are dropped in a scratch context:
+    // a `Drop` that sets a variable must not write into the joining context.
+    crate::current::drop_outside((fork, start, end));
     changes.apply();
 }
 
