@@ -84,15 +84,6 @@
 //!
 //! # Who has a context: tasks, pools and other executors
 //!
-//! Such a task has no context of its own: it runs on its worker thread's context, which every
-//! task on that thread shares. There [`ContextVar::get`] returns the default and
-//! [`ContextVar::set`] panics with the fix: start the task with [`spawn`] (or wrap its future
-//! in [`Context::current()`](Context::current)[`.scope(fut)`](Context::scope)). Awaiting a
-//! [`JoinHandle`] there delivers nothing, since the task has no context to take it, and
-//! [`merge_back`](JoinHandle::merge_back) panics with the same fix when the child changed
-//! something. The bodies of
-//! `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's context
-//! and can `set` freely.
 //! A context belongs to the code that entered it. [`Context::run`] and every poll of a
 //! [`Scope`] enter one on the thread for the tokio task running at that moment (or for the
 //! thread, outside any task); [`spawn`] and [`spawn_blocking`] give each child a scope.
