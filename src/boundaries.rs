@@ -31,7 +31,9 @@
 //! Changes always land in the context current where the join runs, never in a thread's
 //! own context behind the code's back. A tokio task that has no context of its own has
 //! nowhere to take them: a plain join there delivers nothing (the marks stop there, as at a
-//! dropped handle), and a `merge_back` join panics with the fix if anything is to land.
+//! dropped handle), and a `merge_back` of a `JoinHandle` panics with the fix, naming
+//! `contextvars::JoinSet` and `Context::current().scope(..)` (other joins: if anything is to
+//! land).
 //!
 //! ## A foreign executor
 //!

@@ -146,8 +146,8 @@ impl<F: Future> Future for Tracked<F> {
 /// delivers nothing.
 ///
 /// In a task started with a raw `tokio::spawn`, which has no context of its own to take the
-/// changes, a plain `.await` delivers nothing and `merge_back()` panics with the fix (start
-/// that task with [`spawn`] instead) when the child changed something.
+/// changes, a plain `.await` returns the output and delivers nothing, and `merge_back()`
+/// panics with the fix (start that task with [`spawn`], or wrap it in a `Scope`).
 ///
 /// Dropping the handle detaches the task, as with tokio; its changes are then lost.
 pub struct JoinHandle<T> {
