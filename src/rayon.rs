@@ -51,6 +51,13 @@
 //! rayon job (`rayon::spawn`, `rayon::join` used directly) runs in the waiting closure's
 //! context, sees its values, and what it sets lands there. Start every job that reads or
 //! sets variables through this module.
+//!
+//! The same holds for the nested parallel iterator of a `flat_map` (or `flatten`): rayon
+//! drives it with plain jobs, so the closures after the `flat_map` run, for the items
+//! stolen by other threads, in those threads' own contexts. Give them a
+//! `.with_context()` of their own after it:
+//! `.with_context().flat_map(f).with_context().map(g)` (`f` and `g` each in a copy of the
+//! caller's context, every change of both brought back with `.merge_back()` on each).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -209,6 +216,8 @@ pub trait WithContextExt: ParallelIterator {
     ///
     /// Each item starts from the same copy: nothing one item sets is seen by the next.
     /// The iterator it returns is unindexed: `enumerate`, `zip` and the like go before it.
+    /// The closures after a `flat_map` of a parallel iterator need a `.with_context()` of
+    /// their own after it (see the [module](self) docs).
     ///
     /// ```
     /// use contextvars::ContextVar;
@@ -221,7 +230,7 @@ pub trait WithContextExt: ParallelIterator {
     /// assert_eq!(seen, ["ada"; 4]);
     /// ```
     fn with_context(self) -> WithContext<Self> {
-        WithContext { base: self, all: false }
+        WithContext { base: self, fork: Fork::current(), all: false }
     }
 }
 
@@ -233,6 +242,8 @@ impl<I: ParallelIterator> WithContextExt for I {}
 #[must_use = "iterator adaptors are lazy and do nothing unless consumed"]
 pub struct WithContext<I> {
     base: I,
+    /// The caller's context at `with_context`: every item's start, and the base of the merge.
+    fork: Fork,
     all: bool,
 }
 
@@ -268,7 +279,7 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
     where
         C: UnindexedConsumer<Self::Item>,
     {
-        let fork = Fork::current();
+        let fork = self.fork;
         let consumer = ContextConsumer { base: consumer, fork: fork.clone(), all: self.all };
         let (output, context) = self.base.drive_unindexed(consumer);
         deliver(fork, context, self.all);

@@ -227,3 +227,47 @@ fn usable_from_a_context_entered_on_a_pool_thread() {
     assert_eq!(rows, 34);
     assert!(pool.broadcast(|_| USER.get()).iter().all(|seen| *seen == "nobody"));
 }
+
+#[test]
+fn iterator_copy_is_taken_at_with_context_not_at_consumption() {
+    USER.set("ada");
+    let items = (0..100u64).into_par_iter().with_context().map(|_| USER.get());
+    USER.set("bob");
+    let seen: Vec<_> = items.collect();
+    assert!(seen.iter().all(|seen| *seen == "ada"), "saw {:?}", &seen[..4]);
+    assert_eq!(USER.get(), "bob");
+}
+
+/// `flat_map` drives a nested parallel iterator with plain rayon jobs: the closures after it
+/// see the context only under a `.with_context()` of their own, after the `flat_map`.
+/// (A pool of its own: its plain jobs may run while a closure waits, in that closure's context.)
+#[test]
+fn closures_after_a_flat_map_need_a_with_context_of_their_own() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    let mut context = Context::new();
+    context.run(|| USER.set("ada"));
+    let (seen, rows) = pool.install(move || {
+        context.run(|| {
+            let seen: Vec<_> = (0..64u64)
+                .into_par_iter()
+                .with_context()
+                .merge_back()
+                .flat_map(|x| {
+                    ROWS.set(ROWS.get() + 1000);
+                    (0..1000u64).into_par_iter().map(move |y| x + y)
+                })
+                .with_context()
+                .merge_back()
+                .map(|_| {
+                    ROWS.set(ROWS.get() + 1);
+                    USER.get()
+                })
+                .collect();
+            (seen, ROWS.get())
+        })
+    });
+    assert_eq!(seen.len(), 64_000);
+    assert!(seen.iter().all(|seen| *seen == "ada"));
+    assert_eq!(rows, 64 * 1000 + 64_000);
+    assert!(pool.broadcast(|_| (USER.get(), ROWS.get())).iter().all(|seen| *seen == ("nobody", 0)));
+}
