@@ -35,6 +35,12 @@
 //! `contextvars::JoinSet` and `Context::current().scope(..)` (other joins: if anything is to
 //! land).
 //!
+//! A `merge` function that panics at a join lands nothing of that child (a merge is all or
+//! nothing) and the panic reaches the joining code: the child's output goes with it, and a
+//! [`JoinSet`](crate::JoinSet) has already taken the child out of the set. Where one join
+//! merges several children (rayon `join`, `scope` and iterators), those merged before the
+//! panicking one have landed.
+//!
 //! ## A foreign executor
 //!
 //! Any executor can carry the context with a [`Fork`](crate::Fork): run the child in

@@ -287,3 +287,56 @@ async fn join_handles_expose_their_task_id() {
     let id = handle.id();
     assert_eq!(handle.await.unwrap(), id);
 }
+
+fn refuse(_: &u32, _: &u32, _: &u32) -> u32 {
+    fault()
+}
+static REFUSED: ContextVar<u32> = ContextVar::new("REFUSED", || 0).merge(refuse);
+
+/// A merge function that panics at `merge_back_next`: the panic reaches the joining code,
+/// nothing of that child lands, and the child (with its output) has left the set; the other
+/// children join as before.
+#[tokio::test]
+async fn a_panicking_merge_function_lands_nothing_and_takes_the_child_out() {
+    quiet_injected_panics();
+    let mut set = JoinSet::new();
+    set.spawn(async {
+        REFUSED.set(5);
+        ROWS.set(ROWS.get() + 1);
+    });
+    REFUSED.set(2);
+    let joined = std::panic::AssertUnwindSafe(set.merge_back_next()).catch_unwind().await;
+    assert!(joined.is_err());
+    assert_eq!((REFUSED.get(), ROWS.get(), set.len()), (2, 0, 0));
+    set.spawn(async {
+        ROWS.set(ROWS.get() + 1);
+    });
+    set.merge_back_next().await.unwrap().unwrap();
+    assert_eq!(ROWS.get(), 1);
+}
+
+/// Joins cancelled at every turn by `select!` neither lose nor double a delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_cancelled_by_select_lose_and_double_nothing() {
+    let mut set = JoinSet::new();
+    for child in 0..200u32 {
+        set.spawn(async move {
+            if child % 3 == 0 {
+                tokio::task::yield_now().await;
+            }
+            ROWS.set(ROWS.get() + 1);
+        });
+    }
+    let mut joined = 0;
+    loop {
+        tokio::select! {
+            biased;
+            next = set.merge_back_next() => match next {
+                Some(next) => { next.unwrap(); joined += 1; }
+                None => break,
+            },
+            () = tokio::task::yield_now() => {}
+        }
+    }
+    assert_eq!((joined, ROWS.get()), (200, 200));
+}
