@@ -153,6 +153,20 @@ where
 }
 
 /// The scope of [`scope`]: spawns closures that run in a copy of the spawner's context.
+///
+/// ```
+/// use contextvars::ContextVar;
+/// fn sum(base: &u64, parent: &u64, child: &u64) -> u64 { parent + child - base }
+/// static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).merge(sum);
+///
+/// contextvars::rayon::scope(|s| {
+///     s.spawn(|s| {
+///         ROWS.set(ROWS.get() + 1);
+///         s.spawn(|_| { ROWS.set(ROWS.get() + 1); }); // forked from this spawn's context
+///     });
+/// });
+/// assert_eq!(ROWS.get(), 2);
+/// ```
 pub struct Scope<'a, 'scope> {
     inner: &'a rayon::Scope<'scope>,
     spawned: &'a Arc<Spawned>,
@@ -207,6 +221,17 @@ impl std::fmt::Debug for Scope<'_, '_> {
 }
 
 /// `.with_context()` for every parallel iterator.
+///
+/// ```
+/// use contextvars::ContextVar;
+/// use contextvars::rayon::WithContextExt;
+/// use rayon::prelude::*;
+/// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+///
+/// USER.set("ada");
+/// let seen: Vec<_> = vec![1, 2, 3].into_iter().par_bridge().with_context().map(|_| USER.get()).collect();
+/// assert_eq!(seen, ["ada"; 3]);
+/// ```
 pub trait WithContextExt: ParallelIterator {
     /// Runs the closures that follow (for every item, and those of `reduce`, `fold` and the
     /// like) in copies of the current context, taken now. Changes come back when the
@@ -237,7 +262,20 @@ pub trait WithContextExt: ParallelIterator {
 impl<I: ParallelIterator> WithContextExt for I {}
 
 /// A parallel iterator whose closures run in copies of the caller's context: made by
-/// [`WithContextExt::with_context`].
+/// [`WithContextExt::with_context`]. The copy is taken at `.with_context()`, whenever the
+/// iterator is consumed.
+///
+/// ```
+/// use contextvars::ContextVar;
+/// use contextvars::rayon::WithContextExt;
+/// use rayon::prelude::*;
+/// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+///
+/// USER.set("ada");
+/// let names = (0..2).into_par_iter().with_context().map(|_| USER.get());
+/// USER.set("bob");
+/// assert_eq!(names.collect::<Vec<_>>(), ["ada", "ada"]);
+/// ```
 #[derive(Clone, Debug)]
 #[must_use = "iterator adaptors are lazy and do nothing unless consumed"]
 pub struct WithContext<I> {

@@ -57,7 +57,21 @@ where
 
 /// A handle to a thread started by [`spawn`]: joining it brings its changes back.
 ///
-/// Dropping it detaches the thread, as with `std`; its changes are then lost.
+/// Dropping it detaches the thread, as with `std`; its changes are then lost. It can be
+/// joined on another thread than the one that spawned it: the changes land there.
+///
+/// ```
+/// use contextvars_runtime::{ContextVar, thread};
+/// static N: ContextVar<u32> = ContextVar::new("N", || 0);
+///
+/// let handle = thread::spawn(|| N.set(1));
+/// let joined_elsewhere = std::thread::spawn(move || {
+///     handle.merge_back().unwrap();
+///     N.get()
+/// });
+/// assert_eq!(joined_elsewhere.join().unwrap(), 1);
+/// assert_eq!(N.get(), 0); // the spawner's context is left alone
+/// ```
 pub struct JoinHandle<T> {
     inner: std::thread::JoinHandle<(T, Context)>,
     fork: Fork,
@@ -174,6 +188,18 @@ where
 }
 
 /// The scope of [`scope`]: spawns threads that may borrow from outside it.
+///
+/// ```
+/// use contextvars_runtime::{ContextVar, thread};
+/// static N: ContextVar<u32> = ContextVar::new("N", || 0);
+///
+/// N.set(1);
+/// let seen = thread::scope(|s| {
+///     // A scoped thread spawns another from its own context.
+///     s.spawn(move || { N.set(2); s.spawn(|| N.get()).join().unwrap() }).join().unwrap()
+/// });
+/// assert_eq!(seen, 2);
+/// ```
 #[derive(Clone, Copy)]
 pub struct Scope<'scope, 'env> {
     inner: &'scope std::thread::Scope<'scope, 'env>,
@@ -216,6 +242,17 @@ impl fmt::Debug for Scope<'_, '_> {
 }
 
 /// A handle to a thread started by [`Scope::spawn`]: joining it brings its changes back.
+/// A thread only the scope joins (its handle dropped) brings nothing back.
+///
+/// ```
+/// use contextvars_runtime::{ContextVar, thread};
+/// static N: ContextVar<u32> = ContextVar::new("N", || 0);
+///
+/// thread::scope(|s| {
+///     let _dropped = s.spawn(|| N.set(1));
+/// });
+/// assert_eq!(N.get(), 0);
+/// ```
 pub struct ScopedJoinHandle<'scope, T> {
     inner: std::thread::ScopedJoinHandle<'scope, (T, Context)>,
     fork: Fork,
