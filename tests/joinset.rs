@@ -340,3 +340,19 @@ async fn joins_cancelled_by_select_lose_and_double_nothing() {
     }
     assert_eq!((joined, ROWS.get()), (200, 200));
 }
+
+/// `abort_all` cancels only what still runs: a child that had finished is joined with its
+/// output and delivers, as the boundaries page says.
+#[tokio::test]
+async fn a_child_finished_before_abort_all_still_delivers() {
+    let mut set = JoinSet::new();
+    let finished = set.spawn(async {
+        N.set(3);
+    });
+    while !finished.is_finished() {
+        tokio::task::yield_now().await;
+    }
+    set.abort_all();
+    set.merge_back_next().await.unwrap().unwrap();
+    assert_eq!(N.get(), 3);
+}
