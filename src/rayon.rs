@@ -43,7 +43,10 @@
 //! Calling these from inside a rayon job that has no context of its own (a closure given to
 //! `ThreadPool::install` or a plain `rayon::spawn`) forks that job's empty context, and a
 //! change that comes back there panics like `set`: enter a context first
-//! (`Context::current()` taken before `install`, then `.run(...)` inside it).
+//! (`Context::current()` taken before `install`, then `.run(...)` inside it). An iterator
+//! made with `.with_context()` outside such a job and consumed inside it still starts its
+//! items from the copy taken at `.with_context()`; its changes come back where it is
+//! consumed, inside the job, so the same holds for them.
 //!
 //! One limit the library cannot lift: while one of these closures waits inside rayon (a
 //! nested `join`, a `scope`), rayon may run another job on the same thread. A job started
