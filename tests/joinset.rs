@@ -356,3 +356,33 @@ async fn a_child_finished_before_abort_all_still_delivers() {
     set.merge_back_next().await.unwrap().unwrap();
     assert_eq!(N.get(), 3);
 }
+
+/// Sets `USER` when dropped and reports what it saw there.
+struct SetOnDrop(Option<oneshot::Sender<(&'static str, &'static str)>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        let before = USER.get();
+        USER.set("dropped");
+        let _ = self.0.take().unwrap().send((before, USER.get()));
+    }
+}
+
+/// Dropping the set aborts its children; a child's future is dropped in its own context, so
+/// what its `Drop` sets stays there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_set_drops_its_running_children_in_their_own_contexts() {
+    USER.set("ada");
+    let (started, wait_started) = oneshot::channel();
+    let (dropped, wait_dropped) = oneshot::channel();
+    let mut set = JoinSet::new();
+    set.spawn(async move {
+        let _guard = SetOnDrop(Some(dropped));
+        started.send(()).unwrap();
+        std::future::pending::<()>().await;
+    });
+    wait_started.await.unwrap();
+    drop(set);
+    assert_eq!(wait_dropped.await.unwrap(), ("ada", "dropped"));
+    assert_eq!(USER.get(), "ada");
+}
