@@ -57,7 +57,7 @@
 //!
 //! The same holds for the nested parallel iterator of a `flat_map` (or `flatten`): rayon
 //! drives it with plain jobs, so the closures after the `flat_map` run, for the items
-//! stolen by other threads, in those threads' own contexts. Give them a
+//! stolen by other threads, with no context (they read defaults, and `set` panics). Give them a
 //! `.with_context()` of their own after it:
 //! `.with_context().flat_map(f).with_context().map(g)` (`f` and `g` each in a copy of the
 //! caller's context, every change of both brought back with `.merge_back()` on each).

@@ -271,3 +271,21 @@ fn closures_after_a_flat_map_need_a_with_context_of_their_own() {
     assert_eq!(rows, 64 * 1000 + 64_000);
     assert!(pool.broadcast(|_| (USER.get(), ROWS.get())).iter().all(|seen| *seen == ("nobody", 0)));
 }
+
+#[test]
+fn a_rayon_job_outside_a_context_reads_defaults_and_set_panics_with_the_fix() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    USER.set("ada");
+    assert_eq!(pool.install(|| USER.get()), "nobody");
+    let message = pool.install(|| {
+        let set = catch_unwind(|| {
+            USER.set("mallory");
+        });
+        *set.unwrap_err().downcast::<String>().unwrap()
+    });
+    assert!(message.contains("contextvars::rayon::join"), "{message}");
+    // The fix: the same work through this crate's adapters sees the caller's context.
+    let seen = contextvars::rayon::join(|| USER.get(), || USER.get());
+    assert_eq!(seen, ("ada", "ada"));
+    assert_eq!(pool.broadcast(|_| USER.get()), ["nobody"]);
+}
