@@ -23,7 +23,8 @@ use crate::var::AnyVar;
 /// Building and applying cost O(changed variables), not O(all variables).
 ///
 /// ```
-/// use contextvars_runtime::{Changes, Context, ContextVar};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{Changes, Context, ContextVar};
 /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
 ///
 /// let fork = Context::current();
@@ -57,7 +58,8 @@ impl Changes {
     /// The changes from `before` to `after`.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context};
     /// assert!(Changes::between(&Context::new(), &Context::new()).is_empty());
     /// ```
     pub fn between(before: &Context, after: &Context) -> Changes {
@@ -119,7 +121,8 @@ impl Changes {
     /// How many variables changed.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context};
     /// assert_eq!(Changes::between(&Context::new(), &Context::new()).len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -129,7 +132,8 @@ impl Changes {
     /// Whether no variable changed.
     ///
     /// ```
-    /// use contextvars_runtime::Changes;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::Changes;
     /// assert!(Changes::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -139,7 +143,8 @@ impl Changes {
     /// The variables that changed, in key order.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let mut child = Context::new();
     /// child.run(|| N.set(1));
@@ -153,7 +158,8 @@ impl Changes {
     /// Whether `var` is among the changes. Takes a typed variable or a `&'static dyn AnyVar`.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// static M: ContextVar<u8> = ContextVar::new("M", || 0);
     /// let mut child = Context::new();
@@ -169,7 +175,8 @@ impl Changes {
     /// Keeps only the changes to `vars`.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// static A: ContextVar<u8> = ContextVar::new("A", || 0);
     /// static B: ContextVar<u8> = ContextVar::new("B", || 0);
     /// let mut child = Context::new();
@@ -188,7 +195,8 @@ impl Changes {
     /// Either every change lands or, if a `merge` function panics, none does.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
     /// static COUNT: ContextVar<u32> = ContextVar::new("COUNT", || 0).merge(sum);
     ///
@@ -275,7 +283,8 @@ impl Changes {
     /// Merges the changes into `context` instead of the current one.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let mut child = Context::new();
     /// child.run(|| N.set(4));

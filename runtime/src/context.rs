@@ -16,7 +16,8 @@ use crate::var::{AnyVar, ContextVar};
 /// the changes made inside land in that context and nowhere else.
 ///
 /// ```
-/// use contextvars_runtime::{Context, ContextVar};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{Context, ContextVar};
 /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
 ///
 /// let mut ctx = Context::new();
@@ -56,7 +57,8 @@ impl Context {
     /// An empty context: every variable at its default.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 1);
     /// N.set(2);
     /// assert_eq!(Context::new().get(&N), 1);
@@ -70,7 +72,8 @@ impl Context {
     /// Later changes to the current context do not show in the snapshot.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// N.set(1);
     /// let snapshot = Context::current();
@@ -85,7 +88,8 @@ impl Context {
     /// The value of `var` in this context, or its default.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 5);
     /// assert_eq!(Context::new().get(&N), 5);
     /// ```
@@ -101,7 +105,8 @@ impl Context {
     /// [`vars`](Context::vars) yields.
     ///
     /// ```
-    /// use contextvars_runtime::{AnyVar, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{AnyVar, Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// static M: ContextVar<u8> = ContextVar::new("M", || 0);
     ///
@@ -121,7 +126,8 @@ impl Context {
     /// O(number of variables set).
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static USER: ContextVar<&str> = ContextVar::new("USER", || "nobody");
     /// static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
     ///
@@ -134,7 +140,7 @@ impl Context {
     /// assert_eq!(ctx.len(), 2);
     /// ctx.run(|| ID.reset(token))?; // back to "not set"
     /// assert_eq!(ctx.len(), 1);
-    /// # Ok::<(), contextvars_runtime::Error>(())
+    /// # Ok::<(), contextvars::Error>(())
     /// ```
     pub fn len(&self) -> usize {
         let mut len = 0;
@@ -147,7 +153,8 @@ impl Context {
     /// [`get`](Context::get) reads a value once the variable's type is known.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static USER: ContextVar<&str> = ContextVar::new("USER", || "nobody");
     /// static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
     /// static UNUSED: ContextVar<u64> = ContextVar::new("UNUSED", || 0);
@@ -172,7 +179,8 @@ impl Context {
     /// Whether no variable is set in this context.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// assert!(Context::new().is_empty());
     /// let mut ctx = Context::new();
@@ -189,7 +197,8 @@ impl Context {
     /// Taking `&mut self` makes entering one context twice at once a compile error.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0);
     ///
     /// let mut ctx = Context::current();
@@ -213,7 +222,8 @@ impl Context {
     /// Wraps `fut` so that every poll of it (and its drop) runs in this context.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -3,7 +3,8 @@ use std::fmt;
 /// What can go wrong at run time. Everything else is a compile error.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, Error};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, Error};
 /// static A: ContextVar<u32> = ContextVar::new("A", || 0);
 /// static B: ContextVar<u32> = ContextVar::new("B", || 0);
 ///

@@ -23,7 +23,8 @@ use crate::map::Map;
 /// panicked should deliver nothing: drop its context instead.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, Fork};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, Fork};
 /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 ///
 /// USER.set("ada");
@@ -54,7 +55,8 @@ impl Fork {
     /// not inherited, if any are set).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, Fork};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, Fork};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// N.set(1);
     /// let fork = Fork::current();
@@ -71,7 +73,8 @@ impl Fork {
     /// `inherit(false)`.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, Fork};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, Fork};
     /// static TXN: ContextVar<Option<u32>> = ContextVar::new("TXN", || None).inherit(false);
     /// TXN.set(Some(7));
     /// assert_eq!(Fork::current().context().get(&TXN), None);
@@ -86,7 +89,8 @@ impl Fork {
     /// marked again here so that they keep flowing up through the joins above.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, Fork};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, Fork};
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let fork = Fork::current();
     /// let mut child = fork.context();
@@ -107,7 +111,8 @@ impl Fork {
     /// [`Changes::apply`](crate::Changes::apply)).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, Fork};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, Fork};
     /// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
     /// static ROWS: ContextVar<u32> = ContextVar::new("ROWS", || 0).merge(sum);
     ///

@@ -26,7 +26,8 @@ use crate::scope::Scope;
 /// nothing. Dropping the set aborts every task in it, as tokio's does.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, JoinSet};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, JoinSet};
 /// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
 /// static ROWS: ContextVar<u32> = ContextVar::new("ROWS", || 0).merge(sum);
 ///
@@ -56,7 +57,8 @@ impl<T> JoinSet<T> {
     /// An empty set.
     ///
     /// ```
-    /// let set = contextvars_runtime::JoinSet::<()>::new();
+    /// # extern crate contextvars_runtime as contextvars;
+    /// let set = contextvars::JoinSet::<()>::new();
     /// assert!(set.is_empty());
     /// ```
     pub fn new() -> JoinSet<T> {
@@ -66,8 +68,9 @@ impl<T> JoinSet<T> {
     /// How many tasks are in the set, finished or not, not yet joined.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let mut set = contextvars_runtime::JoinSet::new();
+    /// let mut set = contextvars::JoinSet::new();
     /// set.spawn(async {});
     /// assert_eq!(set.len(), 1);
     /// set.join_next().await;
@@ -81,8 +84,9 @@ impl<T> JoinSet<T> {
     /// Whether the set holds no task.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let mut set = contextvars_runtime::JoinSet::new();
+    /// let mut set = contextvars::JoinSet::new();
     /// set.spawn(async {});
     /// assert!(!set.is_empty());
     /// # });
@@ -98,8 +102,9 @@ impl<T: 'static> JoinSet<T> {
     /// cancelled one delivers nothing.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let mut set = contextvars_runtime::JoinSet::new();
+    /// let mut set = contextvars::JoinSet::new();
     /// set.spawn(std::future::pending::<()>());
     /// set.abort_all();
     /// assert!(set.join_next().await.unwrap().unwrap_err().is_cancelled());
@@ -113,8 +118,9 @@ impl<T: 'static> JoinSet<T> {
     /// from the tasks that had already finished.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let mut set = contextvars_runtime::JoinSet::new();
+    /// let mut set = contextvars::JoinSet::new();
     /// set.spawn(std::future::pending::<()>());
     /// set.shutdown().await;
     /// assert!(set.is_empty());
@@ -132,7 +138,8 @@ impl<T: 'static> JoinSet<T> {
     /// taken out of the set and nothing is delivered.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, JoinSet};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, JoinSet};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -158,7 +165,8 @@ impl<T: 'static> JoinSet<T> {
     /// like [`join_next`](JoinSet::join_next).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, JoinSet};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, JoinSet};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -197,7 +205,8 @@ impl<T: 'static> JoinSet<T> {
     /// [`spawn`](crate::spawn)), and adds it to the set.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, JoinSet};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, JoinSet};
     /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -225,7 +234,8 @@ impl<T: 'static> JoinSet<T> {
     /// [`spawn_blocking`](crate::spawn_blocking)), and adds it to the set.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, JoinSet};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, JoinSet};
     /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -257,8 +267,9 @@ impl<T: 'static> JoinSet<T> {
     /// of the current context (see [`spawn_local`](crate::spawn_local)), and adds it to the set.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// use std::rc::Rc;
-    /// use contextvars_runtime::{ContextVar, JoinSet};
+    /// use contextvars::{ContextVar, JoinSet};
     /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

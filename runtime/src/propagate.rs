@@ -36,7 +36,8 @@ use crate::var::AnyVar;
 /// belongs to the copy, and resets only inside `f`.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, propagate_back};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, propagate_back};
 /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
 ///
 /// fn authenticate() {
@@ -49,7 +50,7 @@ use crate::var::AnyVar;
 /// authenticate();
 /// assert_eq!(USER.get().as_deref(), Some("ada"));
 /// USER.set(None);
-/// contextvars_runtime::spawn_blocking(authenticate).await.unwrap();
+/// contextvars::spawn_blocking(authenticate).await.unwrap();
 /// assert_eq!(USER.get().as_deref(), Some("ada")); // a plain `.await` delivered it
 /// # });
 /// ```
@@ -77,7 +78,8 @@ pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl F
 /// `join_all`) each work on their own copy and merge as they complete.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, propagate_back_async};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, propagate_back_async};
 /// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
 /// static HITS: ContextVar<u32> = ContextVar::new("HITS", || 0).merge(sum);
 ///

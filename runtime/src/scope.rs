@@ -19,7 +19,8 @@ pin_project! {
     /// Made by [`Context::scope`].
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -66,7 +67,8 @@ impl<F: Future> Scope<F> {
     /// The scope's context as it is now: what the future has set so far.
     ///
     /// ```
-    /// use contextvars_runtime::{Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Context, ContextVar};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// let scope = Context::new().scope(async {});
     /// assert_eq!(scope.context().get(&N), 0);

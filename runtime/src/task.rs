@@ -27,7 +27,8 @@ pub use tokio::task::JoinError;
 /// Must be called from within a tokio runtime, like `tokio::spawn`.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, spawn};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, spawn};
 /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -57,7 +58,8 @@ where
 /// of these values.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, spawn_blocking};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, spawn_blocking};
 /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -87,8 +89,9 @@ where
 /// [`JoinHandle`] brings its changes back the same way.
 ///
 /// ```
+/// # extern crate contextvars_runtime as contextvars;
 /// use std::rc::Rc;
-/// use contextvars_runtime::{ContextVar, spawn_local};
+/// use contextvars::{ContextVar, spawn_local};
 /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -162,7 +165,8 @@ impl<T> JoinHandle<T> {
     /// are marked there too.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, spawn};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, spawn};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -193,8 +197,9 @@ impl<T> JoinHandle<T> {
     /// cancelled `JoinError`, and nothing flows back.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let handle = contextvars_runtime::spawn(std::future::pending::<()>());
+    /// let handle = contextvars::spawn(std::future::pending::<()>());
     /// handle.abort();
     /// assert!(handle.await.unwrap_err().is_cancelled());
     /// # });
@@ -207,8 +212,9 @@ impl<T> JoinHandle<T> {
     /// nothing.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let handle = contextvars_runtime::spawn(std::future::pending::<()>());
+    /// let handle = contextvars::spawn(std::future::pending::<()>());
     /// let abort = handle.abort_handle();
     /// abort.abort();
     /// assert!(handle.await.unwrap_err().is_cancelled());
@@ -221,8 +227,9 @@ impl<T> JoinHandle<T> {
     /// The task's tokio id, the one `tokio::task::id()` returns inside it.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let handle = contextvars_runtime::spawn(async { tokio::task::id() });
+    /// let handle = contextvars::spawn(async { tokio::task::id() });
     /// let id = handle.id();
     /// assert_eq!(handle.await.unwrap(), id);
     /// # });
@@ -234,8 +241,9 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished.
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let handle = contextvars_runtime::spawn(std::future::pending::<()>());
+    /// let handle = contextvars::spawn(std::future::pending::<()>());
     /// assert!(!handle.is_finished());
     /// # handle.abort();
     /// # });
@@ -313,8 +321,9 @@ impl<T> MergeBack<T> {
     /// Aborts the task (see [`JoinHandle::abort`]).
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let join = contextvars_runtime::spawn(std::future::pending::<()>()).merge_back();
+    /// let join = contextvars::spawn(std::future::pending::<()>()).merge_back();
     /// join.abort();
     /// assert!(join.await.unwrap_err().is_cancelled());
     /// # });
@@ -348,7 +357,8 @@ impl<T> fmt::Debug for MergeBack<T> {
 /// sync, async) is seen at the top.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, block_on, spawn_blocking};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, block_on, spawn_blocking};
 /// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 ///
 /// # tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap().block_on(async {

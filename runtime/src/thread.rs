@@ -10,7 +10,8 @@
 //! nothing.
 //!
 //! ```
-//! use contextvars_runtime::{ContextVar, thread};
+//! # extern crate contextvars_runtime as contextvars;
+//! use contextvars::{ContextVar, thread};
 //! static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 //!
 //! USER.set("ada");
@@ -30,7 +31,8 @@ use crate::join::Deliver;
 /// `std::thread::spawn`, with a copy of the current context (see the [module](self) docs).
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, thread};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, thread};
 /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
 /// N.set(1);
 /// assert_eq!(thread::spawn(|| N.get()).join().unwrap(), 1);
@@ -61,7 +63,8 @@ where
 /// joined on another thread than the one that spawned it: the changes land there.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, thread};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, thread};
 /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
 ///
 /// let handle = thread::spawn(|| N.set(1));
@@ -84,7 +87,8 @@ impl<T> JoinHandle<T> {
     /// payload if the thread panicked: nothing is delivered then.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, thread};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// thread::spawn(|| N.set(1)).join().unwrap();
     /// assert_eq!(N.get(), 0); // not changed by a #[propagate(back)] function: stays in the thread
@@ -104,7 +108,8 @@ impl<T> JoinHandle<T> {
     /// thread panicked: nothing is delivered then.
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, thread};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// thread::spawn(|| N.set(1)).merge_back().unwrap();
     /// assert_eq!(N.get(), 1);
@@ -120,7 +125,8 @@ impl<T> JoinHandle<T> {
     /// The thread (`std::thread::JoinHandle::thread`).
     ///
     /// ```
-    /// let handle = contextvars_runtime::thread::spawn(|| std::thread::current().id());
+    /// # extern crate contextvars_runtime as contextvars;
+    /// let handle = contextvars::thread::spawn(|| std::thread::current().id());
     /// let id = handle.thread().id();
     /// assert_eq!(handle.join().unwrap(), id);
     /// ```
@@ -131,8 +137,9 @@ impl<T> JoinHandle<T> {
     /// Whether the thread's closure has returned (`std::thread::JoinHandle::is_finished`).
     ///
     /// ```
+    /// # extern crate contextvars_runtime as contextvars;
     /// let (go, wait) = std::sync::mpsc::channel::<()>();
-    /// let handle = contextvars_runtime::thread::spawn(move || wait.recv().unwrap());
+    /// let handle = contextvars::thread::spawn(move || wait.recv().unwrap());
     /// assert!(!handle.is_finished());
     /// go.send(()).unwrap();
     /// handle.join().unwrap();
@@ -162,7 +169,8 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// joining thread.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, thread};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, thread};
 /// fn sum(base: &u32, parent: &u32, child: &u32) -> u32 { parent + child - base }
 /// static ROWS: ContextVar<u32> = ContextVar::new("ROWS", || 0).merge(sum);
 ///
@@ -190,7 +198,8 @@ where
 /// The scope of [`scope`]: spawns threads that may borrow from outside it.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, thread};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, thread};
 /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
 ///
 /// N.set(1);
@@ -209,7 +218,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns a scoped thread in a copy of the current context (`std::thread::Scope::spawn`).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, thread};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// N.set(1);
     /// let seen = thread::scope(|s| s.spawn(|| N.get()).join().unwrap());
@@ -245,7 +255,8 @@ impl fmt::Debug for Scope<'_, '_> {
 /// A thread only the scope joins (its handle dropped) brings nothing back.
 ///
 /// ```
-/// use contextvars_runtime::{ContextVar, thread};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{ContextVar, thread};
 /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
 ///
 /// thread::scope(|s| {
@@ -263,7 +274,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// `#[propagate(back)]` functions changed into the current context (see [`JoinHandle::join`]).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, thread};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// thread::scope(|s| s.spawn(|| N.set(1)).join().unwrap());
     /// assert_eq!(N.get(), 0);
@@ -280,7 +292,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// [`JoinHandle::merge_back`]).
     ///
     /// ```
-    /// use contextvars_runtime::{ContextVar, thread};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{ContextVar, thread};
     /// static N: ContextVar<u32> = ContextVar::new("N", || 0);
     /// thread::scope(|s| s.spawn(|| N.set(1)).merge_back().unwrap());
     /// assert_eq!(N.get(), 1);
@@ -296,7 +309,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// The thread (`std::thread::ScopedJoinHandle::thread`).
     ///
     /// ```
-    /// contextvars_runtime::thread::scope(|s| {
+    /// # extern crate contextvars_runtime as contextvars;
+    /// contextvars::thread::scope(|s| {
     ///     let handle = s.spawn(|| std::thread::current().id());
     ///     let id = handle.thread().id();
     ///     assert_eq!(handle.join().unwrap(), id);
@@ -309,7 +323,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Whether the thread's closure has returned.
     ///
     /// ```
-    /// contextvars_runtime::thread::scope(|s| {
+    /// # extern crate contextvars_runtime as contextvars;
+    /// contextvars::thread::scope(|s| {
     ///     let (go, wait) = std::sync::mpsc::channel::<()>();
     ///     let handle = s.spawn(move || wait.recv().unwrap());
     ///     assert!(!handle.is_finished());

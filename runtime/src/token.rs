@@ -12,7 +12,8 @@ use crate::var::ContextVar;
 /// "Token has already been used once" at run time):
 ///
 /// ```compile_fail
-/// use contextvars_runtime::ContextVar;
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::ContextVar;
 /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
 /// let token = N.set(1);
 /// N.reset(token).unwrap();
@@ -46,7 +47,8 @@ impl<T: Clone + Send + Sync + 'static> Token<T> {
     /// The variable whose `set` created this token.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let token = N.set(1);
     /// assert!(std::ptr::eq(token.var(), &N));
@@ -58,7 +60,8 @@ impl<T: Clone + Send + Sync + 'static> Token<T> {
     /// The value before the `set`, or `None` if the variable was not set.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static N: ContextVar<u8> = ContextVar::new("N", || 0);
     /// let first = N.set(1);
     /// let second = N.set(2);

@@ -16,7 +16,8 @@ use crate::value::{self, Value};
 /// without a value for it is read.
 ///
 /// ```
-/// use contextvars_runtime::ContextVar;
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::ContextVar;
 ///
 /// static REQUEST_ID: ContextVar<u64> = ContextVar::new("REQUEST_ID", || 0);
 ///
@@ -31,7 +32,8 @@ use crate::value::{self, Value};
 /// The policy decides how values cross a [`spawn`](crate::spawn) and its join:
 ///
 /// ```
-/// use contextvars_runtime::ContextVar;
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::ContextVar;
 ///
 /// fn union(_base: &Vec<u32>, parent: &Vec<u32>, child: &Vec<u32>) -> Vec<u32> {
 ///     let mut all = parent.clone();
@@ -142,7 +144,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// element is a variable of its own):
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static SHARDS: [ContextVar<u8>; 4] = [const { ContextVar::new("shard", || 0) }; 4];
     /// SHARDS[1].set(9);
     /// assert_eq!((SHARDS[0].get(), SHARDS[1].get()), (0, 9));
@@ -166,7 +169,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// task, such as a database transaction).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static CONN: ContextVar<Option<u32>> = ContextVar::new("CONN", || None).inherit(false);
     /// assert!(!CONN.inherits());
     /// ```
@@ -179,7 +183,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// (`true`, the default) or never (`false`).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static SCRATCH: ContextVar<u32> = ContextVar::new("SCRATCH", || 0).back(false);
     /// assert!(!SCRATCH.flows_back());
     /// ```
@@ -193,7 +198,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// unset the variable passes the default.
     ///
     /// ```
-    /// use contextvars_runtime::{Changes, Context, ContextVar};
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::{Changes, Context, ContextVar};
     /// fn sum(base: &u64, parent: &u64, child: &u64) -> u64 { parent + child - base }
     /// static BYTES: ContextVar<u64> = ContextVar::new("BYTES", || 0).merge(sum);
     ///
@@ -215,7 +221,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// registered: `#[context_var(baggage = "…")]` does both).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None).baggage("user.id");
     /// assert_eq!(USER.baggage_key(), Some("user.id"));
     /// ```
@@ -228,7 +235,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// into the caller like a join (default `false`: a remote service never sets it).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).baggage("db.rows").back_from_remote(true);
     /// assert!(ROWS.accepts_back_from_remote());
     /// ```
@@ -245,7 +253,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// [`with`](Self::with) does not hold the context while its closure runs.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
     /// assert_eq!(USER.get(), None);
     /// USER.set(Some("ada".into()));
@@ -269,7 +278,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// `f` may read and set context variables itself.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static NAME: ContextVar<String> = ContextVar::new("NAME", || "anonymous".to_string());
     /// assert_eq!(NAME.with(|name| name.len()), 9);
     /// ```
@@ -298,7 +308,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// value that `get` is cloning.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static LEVEL: ContextVar<u8> = ContextVar::new("LEVEL", || 0);
     /// let _token = LEVEL.set(3);
     /// assert_eq!(LEVEL.get(), 3);
@@ -339,12 +350,13 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// changes.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static USER: ContextVar<Option<String>> = ContextVar::new("USER", || None);
     /// let token = USER.set(Some("ada".into()));
     /// USER.reset(token)?;
     /// assert!(!USER.is_set());
-    /// # Ok::<(), contextvars_runtime::Error>(())
+    /// # Ok::<(), contextvars::Error>(())
     /// ```
     #[track_caller]
     pub fn reset(&'static self, token: Token<T>) -> Result<(), Error> {
@@ -397,7 +409,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// default).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static FLAG: ContextVar<bool> = ContextVar::new("FLAG", || false);
     /// assert!(!FLAG.is_set());
     /// FLAG.set(false);
@@ -411,7 +424,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// The default value, computed on first use.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static LIMIT: ContextVar<u32> = ContextVar::new("LIMIT", || 100);
     /// LIMIT.set(5);
     /// assert_eq!(*LIMIT.default_value(), 100);
@@ -441,7 +455,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// Whether spawned tasks and threads inherit this variable (see [`inherit`](Self::inherit)).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
     /// assert!(V.inherits());
     /// ```
@@ -452,7 +467,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// Whether a child's changes flow back at a join (see [`back`](Self::back)).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
     /// assert!(V.flows_back());
     /// ```
@@ -463,7 +479,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// The `baggage` key given with [`baggage`](Self::baggage), if any.
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
     /// assert_eq!(V.baggage_key(), None);
     /// ```
@@ -475,7 +492,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// [`back_from_remote`](Self::back_from_remote)).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static V: ContextVar<u8> = ContextVar::new("V", || 0);
     /// assert!(!V.accepts_back_from_remote());
     /// ```
@@ -508,7 +526,8 @@ impl<T: 'static> ContextVar<T> {
     /// The name given at declaration (the static's name, unless `name = "…"` was given).
     ///
     /// ```
-    /// use contextvars_runtime::ContextVar;
+    /// # extern crate contextvars_runtime as contextvars;
+    /// use contextvars::ContextVar;
     /// static USER: ContextVar<u8> = ContextVar::new("user", || 0);
     /// assert_eq!(USER.name(), "user");
     /// ```
@@ -535,7 +554,8 @@ impl<T: 'static> fmt::Debug for ContextVar<T> {
 /// Implemented by every [`ContextVar<T>`]; sealed.
 ///
 /// ```
-/// use contextvars_runtime::{AnyVar, ContextVar};
+/// # extern crate contextvars_runtime as contextvars;
+/// use contextvars::{AnyVar, ContextVar};
 /// static USER: ContextVar<String> = ContextVar::new("USER", String::new);
 /// static ID: ContextVar<u64> = ContextVar::new("ID", || 0);
 /// let vars: [&'static dyn AnyVar; 2] = [&USER, &ID];
