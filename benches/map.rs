@@ -6,7 +6,7 @@
 //! so its figures include the thread-local lookup the crates' figures do not: the comparison
 //! is conservative.
 //!
-//! `cargo bench --bench map`
+//! `cargo bench -p contextvars-benches --bench map`
 
 use std::any::Any;
 use std::hint::black_box;

@@ -1,7 +1,7 @@
 //! Memory per live task: 100,000 tasks parked at once, each with one change over a shared
 //! 64-variable context, next to 100,000 plain `tokio::spawn` tasks.
 //!
-//! `cargo bench --bench memory`
+//! `cargo bench -p contextvars-benches --bench memory`
 //!
 //! Method: each variant runs in a fresh child process (so that one variant's freed memory,
 //! kept by the allocator, does not hide the other's). It reads the resident set size

@@ -4,7 +4,7 @@
 //! 8,192 variables were marked, next to the plain `set` it wraps and (in the fresh context) a
 //! `set` while a snapshot is held, the copy-on-write every call pays.
 //!
-//! `cargo bench --bench propagate`
+//! `cargo bench -p contextvars-benches --bench propagate`
 
 use std::future::Future;
 use std::hint::black_box;

@@ -42,6 +42,10 @@ def main():
         ctx, var = context_with(n)
         out[f"get/{n}"] = in_context(ctx, "var.get()", 1_000_000, {"var": var})
         out[f"set/{n}"] = in_context(ctx, "var.set(1)", 1_000_000, {"var": var})
+        # The like-for-like of a Rust `set` after `Context::current()`, both dropped.
+        out[f"copy_set/{n}"] = in_context(
+            ctx, "copy_context(); var.set(1)", 1_000_000, {"var": var, "copy_context": contextvars.copy_context}
+        )
         out[f"set_reset/{n}"] = in_context(ctx, "var.reset(var.set(1))", 500_000, {"var": var})
         out[f"copy_context/{n}"] = in_context(
             ctx, "copy_context()", 1_000_000, {"copy_context": contextvars.copy_context}

@@ -1,11 +1,13 @@
 """Runs every benchmark and prints one table: operation, ours, each anchor, and the ratios.
 
-    python3 benches/report.py            # runs the benches (about 15 minutes on 2 cores)
+    python3 benches/report.py            # runs the benches (about 20 minutes on 2 cores)
     python3 benches/report.py --no-run   # only reads the last results in target/criterion
 
+The benches live in the workspace member `contextvars-benches` (this directory).
+
 Criterion writes each estimate to target/criterion/<group>/<bench>/new/estimates.json; the
-CPython anchor comes from benches/python_anchor.py and the memory figure from the `memory`
-bench, both run here. Output is a Markdown table, ready for BENCHMARKS.md.
+CPython anchor comes from benches/python_anchor.py, the memory figure from the `memory` bench
+and the end-to-end HTTP figure from the `http` bench, all run here. Output is a Markdown table, ready for BENCHMARKS.md.
 """
 
 import json
@@ -40,15 +42,21 @@ def ratio(ours, other):
     return f"{other / ours:.2f}x" if other >= ours else f"1/{ours / other:.2f}"
 
 
+def cargo_bench(bench):
+    return ["cargo", "bench", "-p", "contextvars-benches", "--bench", bench]
+
+
 def main():
     run = "--no-run" not in sys.argv
     if run:
         for bench in ("core", "tasks", "map"):
-            subprocess.run(["cargo", "bench", "--bench", bench], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(cargo_bench(bench), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     py = json.loads(subprocess.run([sys.executable, str(ROOT / "benches" / "python_anchor.py")], check=True,
                                    capture_output=True, text=True).stdout)
-    memory = subprocess.run(["cargo", "bench", "--bench", "memory"], cwd=ROOT, check=True, capture_output=True,
+    memory = subprocess.run(cargo_bench("memory"), cwd=ROOT, check=True, capture_output=True,
                             text=True).stdout if run else ""
+    http = subprocess.run(cargo_bench("http"), cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout if run else ""
 
     rows = []  # (operation, ours, [(anchor name, value)])
     tl_with = crit("get_u64/task_local_with")
@@ -64,8 +72,9 @@ def main():
                      [("OpenTelemetry `with_value`+`attach`", crit("set_u64/opentelemetry_with_value_attach")),
                       ("CPython `set`", py.get(f"set/{n}"))]))
     for n in SIZES:
-        rows.append((f"`set` after a snapshot, {n} set", crit(f"set_u64/after_snapshot/{n}"),
-                     [("CPython `set`", py.get(f"set/{n}"))]))
+        rows.append((f"`set` after a snapshot, snapshot and token dropped, {n} set", crit(f"set_u64/after_snapshot/{n}"),
+                     [("CPython `copy_context(); set`", py.get(f"copy_set/{n}")), ("CPython `set`", py.get(f"set/{n}"))]))
+        rows.append((f"(breakdown) the same, drops not timed, {n} set", crit(f"set_u64/after_snapshot_drops_untimed/{n}"), []))
     for n in SIZES:
         rows.append((f"`set` + `reset`, {n} set", crit(f"set_u64/set_reset/{n}"),
                      [("CPython `reset(set())`", py.get(f"set_reset/{n}"))]))
@@ -109,6 +118,11 @@ def main():
     for name, ours, anchors in rows:
         cells = "; ".join(f"{a}: {fmt(v)} ({ratio(ours, v)})" for a, v in anchors if v is not None)
         print(f"| {name} | {fmt(ours)} | {cells} |")
+    if http:
+        print()
+        print("```")
+        print(http.strip())
+        print("```")
     if memory:
         print()
         print("```")

@@ -1,7 +1,7 @@
 //! Crossing tasks and threads: spawn and join next to tokio's own, the merge on its own, and
 //! a `#[sync_endpoint]` call next to the same thing written by hand.
 //!
-//! `cargo bench --bench tasks`
+//! `cargo bench -p contextvars-benches --bench tasks`
 
 use std::hint::black_box;
 
