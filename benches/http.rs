@@ -56,7 +56,9 @@ async fn access_log_contextvars(request: Request, next: Next) -> Response {
     REQUEST_ID.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     USER.set(user_of(&request));
     let response = next.run(request).await;
-    USER.with(|user| log_line(REQUEST_ID.get(), user, HANDLER.get(), response.status().as_u16(), start.elapsed()));
+    USER.with(|user| {
+        log_line(REQUEST_ID.get(), user, HANDLER.get(), response.status().as_u16(), start.elapsed())
+    });
     response
 }
 

@@ -259,3 +259,29 @@ fn entering_a_context_from_a_clone_during_get_is_an_explained_panic() {
     ENTERS_ON_CLONE.set(None);
     assert!(ENTERS_ON_CLONE.get().is_none());
 }
+
+static FILLERS: [ContextVar<u32>; 9] = [const { ContextVar::new("FILLER", || 0) }; 9];
+
+#[test]
+fn a_value_let_go_of_when_recent_writes_move_into_the_context_may_set_variables_in_its_drop() {
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        NOISY.set(Some(Noisy("shadowed")));
+        // Written after a snapshot, the new value shadows the old one, which the context
+        // still holds; the token's copy of the old value goes at once.
+        let snapshot = Context::current();
+        drop(NOISY.set(Some(Noisy("current"))));
+        drop(snapshot);
+        assert!(LOG.get().is_empty(), "the context still holds the shadowed value");
+        // More writes after snapshots fill the list of recent writes, which then moves into
+        // the context's own map: the shadowed value goes (its `Drop` sets a variable, which
+        // works only with nothing borrowed), within at most that many writes.
+        for (n, filler) in FILLERS.iter().enumerate() {
+            let snapshot = Context::current();
+            filler.set(n as u32);
+            drop(snapshot);
+        }
+        assert_eq!(LOG.get(), ["shadowed"]);
+        assert_eq!(NOISY.with(|noisy| noisy.as_ref().map(|n| n.0)), Some("current"));
+    });
+}

@@ -121,9 +121,12 @@ fn a_value_lives_exactly_as_long_as_the_snapshots_and_tokens_that_hold_it() {
         HELD.set(Some(Counted::new(&live)));
         assert_eq!(live.get(), 2, "the snapshot keeps the first value");
         drop(snapshot);
-        assert_eq!(live.get(), 1, "the first value went with the snapshot, its last holder");
+        // The second value, written while the snapshot shared the context's map, waits in
+        // the map's list of recent writes and shadows the first there: the one bound on
+        // lifetimes (BENCHMARKS.md, "The map"). The first goes at the next write of `HELD`.
+        assert_eq!(live.get(), 2, "the shadowed first value waits for the next write");
         HELD.reset(first).unwrap();
-        assert_eq!(live.get(), 0, "the second went with the reset");
+        assert_eq!(live.get(), 0, "the first went at that write, the second with the reset");
 
         // A value overwritten in place goes to the token; dropping the token frees it.
         HELD.set(Some(Counted::new(&live)));

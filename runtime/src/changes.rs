@@ -4,8 +4,8 @@ use std::fmt;
 
 use crate::context::Context;
 use crate::current;
-use crate::map::{Map, Mark};
-use crate::value::{self, Value};
+use crate::map::Mark;
+use crate::value::{self, Map, Value};
 use crate::var::AnyVar;
 
 /// The variables a child context changed relative to the context it was forked from, with
@@ -259,6 +259,9 @@ impl Changes {
         else {
             return;
         };
+        // What the map lets go of besides the replaced values waits here, to be dropped with
+        // nothing borrowed.
+        let mut displaced = Vec::new();
         current::write(first.var_name(), |map, _| {
             for (change, landing) in self.entries.iter().zip(&mut landings) {
                 let write = landing.write.take();
@@ -267,8 +270,9 @@ impl Changes {
                 }
                 landing.replaced = map.update_marked(
                     change.key,
-                    !change.var.var_inherits(),
+                    value::flags(change.var.var_inherits()),
                     landing.mark,
+                    &mut displaced,
                     |slot| match write {
                         Some(value) => std::mem::replace(slot, value),
                         None => None,
@@ -277,6 +281,7 @@ impl Changes {
             }
         });
         drop(landings);
+        drop(displaced);
         drop(self);
     }
 

@@ -4,9 +4,8 @@ use std::fmt;
 use std::future::Future;
 
 use crate::current;
-use crate::map::Map;
 use crate::scope::Scope;
-use crate::value;
+use crate::value::{self, Map};
 use crate::var::{AnyVar, ContextVar};
 
 /// An immutable snapshot of context variables: what [`ContextVar::get`] reads.

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
-use crate::map::Map;
+use crate::value::Map;
 
 /// Who put the current frame on this thread.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::context::Context;
 use crate::current;
 use crate::join::{self, Deliver};
-use crate::map::Map;
+use crate::value::{self, Map};
 
 /// The current context, copied where work crosses into another task, thread or pool, and
 /// the join that later brings that work's changes back: what [`spawn`](crate::spawn),
@@ -65,7 +65,7 @@ impl Fork {
     /// ```
     pub fn current() -> Fork {
         let fork = current::snapshot();
-        let start = fork.inherited();
+        let start = fork.without(value::NOT_INHERITED);
         Fork { fork, start }
     }
 

@@ -5,7 +5,7 @@
 
 use crate::changes::Changes;
 use crate::current;
-use crate::map::Map;
+use crate::value::Map;
 
 /// Which of a child's changes a join delivers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -11,8 +11,8 @@ use tokio::task::{AbortHandle, JoinError};
 
 use crate::fork::Fork;
 use crate::join::Deliver;
-use crate::map::Map;
 use crate::scope::Scope;
+use crate::value::Map;
 
 /// A set of tasks awaited in the order they finish, like `tokio::task::JoinSet`, whose
 /// children start with a copy of the context at their own spawn.

@@ -1,96 +1,57 @@
 //! The persistent map behind every context: small integer keys to type-erased values.
 //!
-//! A radix trie over the key's bits, `BITS` bits per level, with reference-counted nodes.
-//! Cloning a map clones one `Arc`; a write copies the nodes on the path to its key when they
-//! are shared and mutates them in place when they are not (the common case: a context that
-//! nobody has taken a snapshot of). Keys are dense (handed out in order of first use), so
-//! the trie is as shallow as the highest key allows: one level up to 16 variables, three up
-//! to 4,096.
+//! Two parts, each behind one `Arc`, so that cloning a map (a snapshot) is O(1):
 //!
-//! Every node also keeps two bitmaps per slot: whether a variable that is not inherited lives
-//! below it, so that the copy into a child task skips straight to those variables; and
-//! whether a *marked* key lives below it. A key is marked where a `#[propagate(back)]`
-//! function's change (or a join's delivery of one) landed: a plain `.await` of the task
-//! delivers the marked keys, found without visiting the unmarked subtrees. A mark belongs to
-//! the key, not to the value: it stays when the value is replaced or unset.
+//! * a radix trie ([`trie`]) holding most entries. A write to it mutates the nodes on the
+//!   path to its key in place when nobody else holds them (the common case: a context that
+//!   nobody has taken a snapshot of), and copies them when they are shared;
+//! * a short list of recent writes ([`RECENT`] at most) made while the trie's path was
+//!   shared. They shadow the trie's entries for their keys. Such a write copies this list
+//!   (a few entries) instead of a path of 16-slot nodes, whose copy and later drop touch 16
+//!   reference counts per level: that was most of the cost of a `set` after a snapshot.
+//!   When the list is full, its entries move into the trie in one pass.
+//!
+//! A value shadowed by a recent write stays alive in the trie until the key is written again
+//! once the trie's path is this map's own again, the list moves into the trie, or the map is
+//! dropped: at most [`RECENT`] such values per map.
+//!
+//! Every slot carries a few flags chosen by the map's user (see [`Flags`]); every node keeps,
+//! per flag and slot, whether a flagged entry lives below it, so that a walk such as the copy
+//! into a child task ([`Map::without`]) goes straight to the flagged entries.
+//!
+//! The map is a leaf module: it stores any [`Shared`] value and knows nothing of variables
+//! (`value.rs` instantiates it for the context's values).
 
 use std::sync::Arc;
 
-use crate::value::{Slot, Stored, Value};
-
-const BITS: u32 = 4;
-const WIDTH: usize = 1 << BITS;
-const MASK: u32 = WIDTH as u32 - 1;
-/// Enough levels for every `u32` key.
-const MAX_HEIGHT: u32 = 32u32.div_ceil(BITS) - 1;
-
-/// A persistent map from keys to values. `Clone` is O(1).
-#[derive(Clone, Default)]
-pub(crate) struct Map {
-    root: Option<Arc<Node>>,
-    /// Levels below the root: the root covers keys below `WIDTH^(height + 1)`.
-    height: u32,
+/// What the map stores: a cheap handle (in practice an `Arc`) whose clones are "the same"
+/// value. `diff` compares by identity, not equality: a value set again is a change.
+pub(crate) trait Shared: Clone {
+    /// Whether `self` and `other` are one stored value.
+    fn same(&self, other: &Self) -> bool;
 }
 
-#[derive(Clone)]
-enum Node {
-    Branch(Branch),
-    Leaf(Leaf),
-}
-
-#[derive(Clone, Default)]
-struct Branch {
-    children: [Option<Arc<Node>>; WIDTH],
-    /// Bit `i`: `children[i]` is `Some`.
-    present: u32,
-    /// Bit `i`: some variable below `children[i]` is not inherited.
-    not_inherited: u32,
-    /// Bit `i`: some key below `children[i]` is marked.
-    marked: u32,
-}
-
-#[derive(Clone, Default)]
-struct Leaf {
-    values: [Option<Value>; WIDTH],
-    /// Bit `i`: `values[i]` is `Some`.
-    present: u32,
-    /// Bit `i`: `values[i]` belongs to a variable that is not inherited.
-    not_inherited: u32,
-    /// Bit `i`: key `i` is marked (whether or not it holds a value).
-    marked: u32,
-}
-
-impl Node {
-    fn empty(height: u32) -> Node {
-        if height == 0 { Node::Leaf(Leaf::default()) } else { Node::Branch(Branch::default()) }
-    }
-
-    /// Neither a value nor a mark: the node can go.
+impl<T: ?Sized> Shared for Arc<T> {
     #[inline]
-    fn is_empty(&self) -> bool {
-        match self {
-            Node::Branch(b) => b.present == 0,
-            Node::Leaf(l) => l.present == 0 && l.marked == 0,
-        }
-    }
-
-    fn not_inherited(&self) -> u32 {
-        match self {
-            Node::Branch(b) => b.not_inherited,
-            Node::Leaf(l) => l.not_inherited,
-        }
-    }
-
-    fn marked(&self) -> u32 {
-        match self {
-            Node::Branch(b) => b.marked,
-            Node::Leaf(l) => l.marked,
-        }
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self, other)
     }
 }
 
-/// What `Map::update` does to the mark of the key.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Whether two optional values are one stored value, or both absent.
+pub(crate) fn same<V: Shared>(a: Option<&V>, b: Option<&V>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.same(b),
+        _ => false,
+    }
+}
+
+/// What `Map::update_marked` does to the mark of the key. A mark belongs to the key, not
+/// to its value: it stays when the value is replaced or unset, and only the copy into a
+/// child (`Map::without`) clears it. A key is marked where a `#[propagate(back)]` function's
+/// change (or a join's delivery of one) landed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mark {
     /// Leaves it as it is.
     Keep,
@@ -98,282 +59,75 @@ pub(crate) enum Mark {
     Set,
 }
 
-#[inline]
-fn index(key: u32, height: u32) -> usize {
-    ((key >> (height * BITS)) & MASK) as usize
-}
+/// How many kinds of flag a slot can carry; each costs one bitmap per node.
+const FLAG_KINDS: usize = 1;
 
-#[inline]
-fn covers(height: u32, key: u32) -> bool {
-    height >= MAX_HEIGHT || key >> ((height + 1) * BITS) == 0
-}
+/// The flags of one slot: bit `k` is flag kind `k` (below [`FLAG_KINDS`]). The kinds are
+/// named by the map's user (for instance `value::NOT_INHERITED`).
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub(crate) struct Flags(u8);
 
-impl Map {
-    /// The empty map; `const` so that a thread's context needs no lazy initialisation.
-    pub(crate) const EMPTY: Map = Map { root: None, height: 0 };
+impl Flags {
+    /// No flag.
+    pub(crate) const NONE: Flags = Flags(0);
 
-    /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
+    /// Flag kind `kind` alone.
+    pub(crate) const fn kind(kind: usize) -> Flags {
+        assert!(kind < FLAG_KINDS, "a flag kind the map has no bitmap for");
+        Flags(1 << kind)
+    }
+
+    /// These flags, with `other` added when `on`.
     #[inline]
-    pub(crate) fn swap(&mut self, other: &mut Map) {
-        std::mem::swap(&mut self.root, &mut other.root);
-        std::mem::swap(&mut self.height, &mut other.height);
+    pub(crate) const fn with(self, other: Flags, on: bool) -> Flags {
+        if on { Flags(self.0 | other.0) } else { self }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.root.is_none()
-    }
-
-    /// Whether dropping this map may drop values: no other map shares its root.
+    /// Whether the two share a flag.
     #[inline]
-    pub(crate) fn is_last_holder(&self) -> bool {
-        self.root.as_ref().is_some_and(|root| Arc::strong_count(root) == 1)
+    pub(crate) const fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
     }
 
-    /// The value stored under `key`.
     #[inline]
-    pub(crate) fn get(&self, key: u32) -> Option<&Value> {
-        let mut node = self.root.as_deref()?;
-        if !covers(self.height, key) {
-            return None;
-        }
-        let mut height = self.height;
-        loop {
-            match node {
-                Node::Branch(branch) => {
-                    node = branch.children[index(key, height)].as_deref()?;
-                    height -= 1;
-                }
-                Node::Leaf(leaf) => return leaf.values[index(key, 0)].as_ref(),
-            }
-        }
-    }
-
-    /// The value under `key` if nothing on its path, the value included, is shared with
-    /// another map: then it may be overwritten in place. The fast path of `set`.
-    #[inline]
-    pub(crate) fn unique_mut(&mut self, key: u32) -> Option<&mut Slot<dyn Stored>> {
-        if !covers(self.height, key) {
-            return None;
-        }
-        let mut node = Arc::get_mut(self.root.as_mut()?)?;
-        let mut height = self.height;
-        loop {
-            match node {
-                Node::Branch(branch) => {
-                    node = Arc::get_mut(branch.children[index(key, height)].as_mut()?)?;
-                    height -= 1;
-                }
-                Node::Leaf(leaf) => {
-                    return Arc::get_mut(leaf.values[index(key, 0)].as_mut()?);
-                }
-            }
-        }
-    }
-
-    /// Calls `f` with the slot of `key`, creating the path to it; shared nodes on that path
-    /// are copied first. `not_inherited` says whether the variable of `key` is kept from
-    /// children. The key's mark is left as it is. Empty nodes left behind are removed.
-    #[inline]
-    pub(crate) fn update<R>(
-        &mut self,
-        key: u32,
-        not_inherited: bool,
-        f: impl FnOnce(&mut Option<Value>) -> R,
-    ) -> R {
-        self.update_marked(key, not_inherited, Mark::Keep, f)
-    }
-
-    /// [`update`](Self::update), which also sets or clears the key's mark.
-    #[inline]
-    pub(crate) fn update_marked<R>(
-        &mut self,
-        key: u32,
-        not_inherited: bool,
-        mark: Mark,
-        f: impl FnOnce(&mut Option<Value>) -> R,
-    ) -> R {
-        while !covers(self.height, key) {
-            self.grow();
-        }
-        let height = self.height;
-        let root = self.root.get_or_insert_with(|| Arc::new(Node::empty(height)));
-        let result = update_node(Arc::make_mut(root), height, key, not_inherited, mark, f);
-        if root.is_empty() {
-            self.root = None;
-            self.height = 0;
-        }
-        result
-    }
-
-    /// Adds a level above the root, which becomes the first child of the new root.
-    fn grow(&mut self) {
-        match self.root.take() {
-            None => self.height += 1,
-            Some(old) => {
-                let mut branch = Branch { present: 1, ..Branch::default() };
-                if old.not_inherited() != 0 {
-                    branch.not_inherited = 1;
-                }
-                if old.marked() != 0 {
-                    branch.marked = 1;
-                }
-                branch.children[0] = Some(old);
-                self.root = Some(Arc::new(Node::Branch(branch)));
-                self.height += 1;
-            }
-        }
-    }
-
-    /// This map without the values of variables that are not inherited and without marks
-    /// (a child delivers only what was marked in it), or `None` when there is nothing to leave
-    /// out (the map itself is then the child's start). Copies only the paths that lead to
-    /// them.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
-    pub(crate) fn inherited(&self) -> Option<Map> {
-        match &self.root {
-            Some(root) if root.not_inherited() | root.marked() != 0 => {
-                let root = strip(root);
-                Some(Map { height: if root.is_some() { self.height } else { 0 }, root })
-            }
-            _ => None,
-        }
-    }
-
-    /// Calls `f(key, before, after)` for every key whose value differs between `before` and
-    /// `after` (by identity: a value set again is a change). Subtrees the two maps share
-    /// are skipped, so the cost follows the number of changes, not the size of the maps.
-    pub(crate) fn diff(before: &Map, after: &Map, f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>)) {
-        let height = before.height.max(after.height);
-        diff_rec(Sub::of(before), Sub::of(after), height, 0, f);
-    }
-
-    /// Whether both maps are the same map (not merely equal): O(1).
-    pub(crate) fn same(&self, other: &Map) -> bool {
-        self.height == other.height
-            && match (&self.root, &other.root) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
-    }
-
-    /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
-    /// key whose value differs, and gives up (returns `false`) at a key whose mark alone
-    /// differs, when `f` returns `false`, or when the maps are of different heights. Shared
-    /// subtrees are skipped.
-    pub(crate) fn diff_exact(
-        before: &Map,
-        after: &Map,
-        f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>) -> bool,
-    ) -> bool {
-        before.height == after.height
-            && diff_exact_rec(before.root.as_ref(), after.root.as_ref(), before.height, 0, f)
-    }
-
-    /// Whether the map holds a value (and not only marks); stops at the first one.
-    pub(crate) fn has_values(&self) -> bool {
-        fn walk(node: &Node) -> bool {
-            match node {
-                Node::Leaf(leaf) => leaf.present != 0,
-                Node::Branch(branch) => branch.children.iter().flatten().any(|child| walk(child)),
-            }
-        }
-        self.root.as_deref().is_some_and(walk)
-    }
-
-    /// Whether `key` is marked.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
-    pub(crate) fn is_marked(&self, key: u32) -> bool {
-        let Some(mut node) = self.root.as_deref() else { return false };
-        if !covers(self.height, key) {
-            return false;
-        }
-        let mut height = self.height;
-        loop {
-            let bit = 1 << index(key, height);
-            if node.marked() & bit == 0 {
-                return false;
-            }
-            match node {
-                Node::Branch(branch) => {
-                    let Some(child) = branch.children[index(key, height)].as_deref() else { return false };
-                    node = child;
-                    height -= 1;
-                }
-                Node::Leaf(_) => return true,
-            }
-        }
-    }
-
-    /// Calls `f(key, value)` for every marked key, in key order. Subtrees without a mark are
-    /// not visited: the cost follows the number of marked keys.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
-    pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&Value>)) {
-        fn walk(node: &Node, height: u32, prefix: u32, f: &mut impl FnMut(u32, Option<&Value>)) {
-            let mut slots = node.marked();
-            while slots != 0 {
-                let i = slots.trailing_zeros();
-                slots &= slots - 1;
-                let key = prefix | (i << (height * BITS));
-                match node {
-                    Node::Leaf(leaf) => f(key, leaf.values[i as usize].as_ref()),
-                    Node::Branch(branch) => {
-                        if let Some(child) = branch.children[i as usize].as_deref() {
-                            walk(child, height - 1, key, f);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(root) = self.root.as_deref() {
-            walk(root, self.height, 0, f);
-        }
-    }
-
-    /// Every key and value, in key order.
-    pub(crate) fn for_each(&self, f: &mut impl FnMut(u32, &Value)) {
-        Map::diff(&Map::EMPTY, self, &mut |key, _, value| {
-            if let Some(value) = value {
-                f(key, value);
-            }
-        });
+    fn has(self, kind: usize) -> bool {
+        self.0 & (1 << kind) != 0
     }
 }
 
-fn update_node<R>(
-    node: &mut Node,
-    height: u32,
-    key: u32,
-    not_inherited: bool,
-    mark: Mark,
-    f: impl FnOnce(&mut Option<Value>) -> R,
-) -> R {
-    let i = index(key, height);
-    let bit = 1u32 << i;
-    match node {
-        Node::Leaf(leaf) => {
-            let result = f(&mut leaf.values[i]);
-            let present = leaf.values[i].is_some();
-            set_bit(&mut leaf.present, bit, present);
-            set_bit(&mut leaf.not_inherited, bit, present && not_inherited);
-            if mark == Mark::Set {
-                leaf.marked |= bit;
-            }
-            result
+/// Per flag kind, per slot: bit `i` of `bits[k]` says that slot `i` (a leaf's value, or some
+/// value below a branch's child) carries flag kind `k`.
+#[derive(Clone, Copy, Default)]
+struct Flagged {
+    bits: [u32; FLAG_KINDS],
+}
+
+impl Flagged {
+    /// The slots that carry any of `flags`.
+    #[inline]
+    fn any_of(&self, flags: Flags) -> u32 {
+        (0..FLAG_KINDS).filter(|&k| flags.has(k)).fold(0, |acc, k| acc | self.bits[k])
+    }
+
+    /// Slot `bit` carries exactly `flags`.
+    #[inline]
+    fn set(&mut self, bit: u32, flags: Flags) {
+        for k in 0..FLAG_KINDS {
+            set_bit(&mut self.bits[k], bit, flags.has(k));
         }
-        Node::Branch(branch) => {
-            let child = branch.children[i].get_or_insert_with(|| Arc::new(Node::empty(height - 1)));
-            let child_node = Arc::make_mut(child);
-            let result = update_node(child_node, height - 1, key, not_inherited, mark, f);
-            let (empty, below) = (child_node.is_empty(), child_node.not_inherited() != 0);
-            let marked_below = child_node.marked() != 0;
-            if empty {
-                branch.children[i] = None;
-            }
-            set_bit(&mut branch.present, bit, !empty);
-            set_bit(&mut branch.not_inherited, bit, below);
-            set_bit(&mut branch.marked, bit, marked_below);
-            result
+    }
+
+    /// The flags of anything below: a kind is on if any slot carries it.
+    #[inline]
+    fn summary(&self) -> Flags {
+        Flags((0..FLAG_KINDS).filter(|&k| self.bits[k] != 0).fold(0, |acc, k| acc | 1 << k))
+    }
+
+    /// Leaves out `slots` from every kind.
+    #[inline]
+    fn clear(&mut self, slots: u32) {
+        for bits in &mut self.bits {
+            *bits &= !slots;
         }
     }
 }
@@ -383,273 +137,444 @@ fn set_bit(bits: &mut u32, bit: u32, on: bool) {
     if on { *bits |= bit } else { *bits &= !bit }
 }
 
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
-fn strip(node: &Arc<Node>) -> Option<Arc<Node>> {
-    if node.not_inherited() | node.marked() == 0 {
-        return Some(Arc::clone(node));
-    }
-    let mut copy = Node::clone(node);
-    match &mut copy {
-        Node::Leaf(leaf) => {
-            for i in 0..WIDTH {
-                if leaf.not_inherited & (1 << i) != 0 {
-                    leaf.values[i] = None;
-                }
-            }
-            leaf.present &= !leaf.not_inherited;
-            leaf.not_inherited = 0;
-            leaf.marked = 0;
-        }
-        Node::Branch(branch) => {
-            for i in 0..WIDTH {
-                if (branch.not_inherited | branch.marked) & (1 << i) != 0 {
-                    branch.children[i] = branch.children[i].as_ref().and_then(strip);
-                    set_bit(&mut branch.present, 1 << i, branch.children[i].is_some());
-                }
-            }
-            branch.not_inherited = 0;
-            branch.marked = 0;
-        }
-    }
-    if copy.is_empty() { None } else { Some(Arc::new(copy)) }
+mod trie;
+
+use trie::Trie;
+
+/// How many writes made while the trie was shared wait in the list of recent writes before
+/// they move into the trie.
+pub(crate) const RECENT: usize = 8;
+
+/// A persistent map from keys to values. `Clone` is O(1).
+pub(crate) struct Map<V> {
+    trie: Trie<V>,
+    /// Writes made while the trie was shared; they shadow the trie. Never empty when `Some`.
+    recent: Option<Arc<Recent<V>>>,
 }
 
-/// A subtree seen at a given height of a (possibly taller) other map: a lower root stands
-/// for the first child at every level above it.
-#[derive(Clone, Copy)]
-enum Sub<'a> {
-    Empty,
-    Node(&'a Arc<Node>, u32),
+/// Up to [`RECENT`] entries, each a key, its value and the value's flags, in no order (a
+/// search is a scan of at most eight keys).
+#[derive(Clone)]
+struct Recent<V> {
+    len: usize,
+    keys: [u32; RECENT],
+    values: [Option<V>; RECENT],
+    flags: [Flags; RECENT],
 }
 
-impl<'a> Sub<'a> {
-    fn of(map: &'a Map) -> Sub<'a> {
-        match &map.root {
-            Some(root) => Sub::Node(root, map.height),
-            None => Sub::Empty,
-        }
+impl<V> Recent<V> {
+    #[inline]
+    fn find(&self, key: u32) -> Option<usize> {
+        self.keys[..self.len].iter().position(|&k| k == key)
     }
 
-    fn of_child(child: &'a Option<Arc<Node>>, height: u32) -> Sub<'a> {
-        match child {
-            Some(node) => Sub::Node(node, height),
-            None => Sub::Empty,
-        }
-    }
-
-    /// Child `i` of this subtree seen at `height`.
-    fn child(self, i: usize, height: u32) -> Sub<'a> {
-        match self {
-            Sub::Empty => Sub::Empty,
-            Sub::Node(node, own) if own < height => {
-                if i == 0 {
-                    Sub::Node(node, own)
-                } else {
-                    Sub::Empty
-                }
-            }
-            Sub::Node(node, _) => match &**node {
-                Node::Branch(branch) => match &branch.children[i] {
-                    Some(child) => Sub::Node(child, height - 1),
-                    None => Sub::Empty,
-                },
-                Node::Leaf(_) => unreachable!("a leaf has no children"),
-            },
-        }
-    }
-
-    /// Which slots of this subtree, seen at `height`, hold something.
-    fn present(self, height: u32) -> u32 {
-        match self {
-            Sub::Empty => 0,
-            Sub::Node(_, own) if own < height => 1,
-            Sub::Node(node, _) => match &**node {
-                Node::Branch(branch) => branch.present,
-                Node::Leaf(leaf) => leaf.present,
-            },
-        }
-    }
-
-    fn value(self, i: usize) -> Option<&'a Value> {
-        match self {
-            Sub::Node(node, 0) => match &**node {
-                Node::Leaf(leaf) => leaf.values[i].as_ref(),
-                Node::Branch(_) => unreachable!("a branch at height 0"),
-            },
-            _ => None,
-        }
+    /// Entry `i` taken out; the last entry takes its place.
+    fn remove(&mut self, i: usize) -> (u32, Option<V>, Flags) {
+        let last = self.len - 1;
+        self.keys.swap(i, last);
+        self.values.swap(i, last);
+        self.flags.swap(i, last);
+        self.len = last;
+        (self.keys[last], self.values[last].take(), self.flags[last])
     }
 }
 
-fn diff_rec(
-    a: Sub<'_>,
-    b: Sub<'_>,
-    height: u32,
-    prefix: u32,
-    f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>),
-) {
-    match (a, b) {
-        (Sub::Empty, Sub::Empty) => return,
-        (Sub::Node(x, hx), Sub::Node(y, hy)) if hx == height && hy == height => {
-            return diff_nodes(x, y, height, prefix, f);
-        }
-        _ => {}
-    }
-    // Only the slots present on either side can differ.
-    let mut slots = a.present(height) | b.present(height);
-    while slots != 0 {
-        let i = slots.trailing_zeros() as usize;
-        slots &= slots - 1;
-        let key = prefix | ((i as u32) << (height * BITS));
-        if height == 0 {
-            let (before, after) = (a.value(i), b.value(i));
-            if !crate::value::same(before, after) {
-                f(key, before, after);
-            }
-        } else {
-            diff_rec(a.child(i, height), b.child(i, height), height - 1, key, f);
-        }
+// By hand: a derive would ask for `V: Clone`/`V: Default`, which the map does not need.
+impl<V> Clone for Map<V> {
+    fn clone(&self) -> Self {
+        Map { trie: self.trie.clone(), recent: self.recent.clone() }
     }
 }
 
-/// `diff_rec` for two real nodes of the same height, the common case: shared children are
-/// skipped by a pointer comparison before any call.
-fn diff_nodes(
-    x: &Arc<Node>,
-    y: &Arc<Node>,
-    height: u32,
-    prefix: u32,
-    f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>),
-) {
-    if Arc::ptr_eq(x, y) {
-        return;
-    }
-    match (&**x, &**y) {
-        (Node::Branch(bx), Node::Branch(by)) => {
-            let mut slots = bx.present | by.present;
-            while slots != 0 {
-                let i = slots.trailing_zeros() as usize;
-                slots &= slots - 1;
-                let key = prefix | ((i as u32) << (height * BITS));
-                match (&bx.children[i], &by.children[i]) {
-                    (Some(cx), Some(cy)) => diff_nodes(cx, cy, height - 1, key, f),
-                    (cx, cy) => diff_rec(
-                        Sub::of_child(cx, height - 1),
-                        Sub::of_child(cy, height - 1),
-                        height - 1,
-                        key,
-                        f,
-                    ),
-                }
-            }
-        }
-        (Node::Leaf(lx), Node::Leaf(ly)) => {
-            let mut slots = lx.present | ly.present;
-            while slots != 0 {
-                let i = slots.trailing_zeros() as usize;
-                slots &= slots - 1;
-                let (before, after) = (lx.values[i].as_ref(), ly.values[i].as_ref());
-                if !crate::value::same(before, after) {
-                    f(prefix | i as u32, before, after);
-                }
-            }
-        }
-        _ => unreachable!("two nodes of one height are of one kind"),
+impl<V> Default for Map<V> {
+    fn default() -> Self {
+        Map::EMPTY
     }
 }
 
-fn diff_exact_rec(
-    x: Option<&Arc<Node>>,
-    y: Option<&Arc<Node>>,
-    height: u32,
-    prefix: u32,
-    f: &mut impl FnMut(u32, Option<&Value>, Option<&Value>) -> bool,
-) -> bool {
-    if let (Some(x), Some(y)) = (x, y)
-        && Arc::ptr_eq(x, y)
+impl<V> Map<V> {
+    /// The empty map; `const` so that a thread's context needs no lazy initialisation.
+    pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None };
+
+    /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
+    #[inline]
+    pub(crate) fn swap(&mut self, other: &mut Map<V>) {
+        self.trie.swap(&mut other.trie);
+        std::mem::swap(&mut self.recent, &mut other.recent);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        // A recent entry always holds a value, and the trie keeps no empty node.
+        self.trie.is_empty() && self.recent.is_none()
+    }
+
+    /// Whether dropping this map may drop values: no other map shares its trie's root or its
+    /// list of recent writes.
+    #[inline]
+    pub(crate) fn is_last_holder(&self) -> bool {
+        self.trie.is_last_holder() || self.recent.as_ref().is_some_and(|recent| Arc::strong_count(recent) == 1)
+    }
+
+    /// The value stored under `key`.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> Option<&V> {
+        if let Some(recent) = &self.recent
+            && let Some(i) = recent.find(key)
+        {
+            return recent.values[i].as_ref();
+        }
+        self.trie.get(key)
+    }
+
+    /// The value under `key` if nothing that holds it is shared with another map: then the
+    /// value may be replaced (or, if it is not shared either, overwritten) in place. The
+    /// fast path of `set`.
+    #[inline]
+    pub(crate) fn unique_mut(&mut self, key: u32) -> Option<&mut V> {
+        if let Some(recent) = &mut self.recent
+            && let Some(i) = recent.find(key)
+        {
+            if self.trie.releases_shadowed(key) {
+                // `update` moves the entry into the trie and lets the shadowed value go.
+                return None;
+            }
+            return Arc::get_mut(recent)?.values[i].as_mut();
+        }
+        self.trie.unique_mut(key)
+    }
+
+    /// [`update`](Self::update), which also sets the key's mark (with `Mark::Set`) or leaves
+    /// it. Marks live in the trie: a key being marked leaves the list of recent writes.
+    #[inline]
+    pub(crate) fn update_marked<R>(
+        &mut self,
+        key: u32,
+        flags: Flags,
+        mark: Mark,
+        displaced: &mut Vec<V>,
+        f: impl FnOnce(&mut Option<V>) -> R,
+    ) -> R
+    where
+        V: Clone,
     {
-        return true;
+        if mark == Mark::Keep {
+            return self.update(key, flags, displaced, f);
+        }
+        if let Some(recent) = &mut self.recent
+            && let Some(i) = recent.find(key)
+        {
+            let recent = Arc::make_mut(recent);
+            let (_, value, _) = recent.remove(i);
+            if recent.len == 0 {
+                self.recent = None;
+            }
+            return self.trie.update_marked(key, flags, Mark::Set, |slot| {
+                displaced.extend(std::mem::replace(slot, value));
+                f(slot)
+            });
+        }
+        self.trie.update_marked(key, flags, Mark::Set, f)
     }
-    match (x.map(|x| &**x), y.map(|y| &**y)) {
-        (None, None) => true,
-        (Some(Node::Branch(_)), _) | (_, Some(Node::Branch(_))) => {
-            fn child(node: Option<&Arc<Node>>, i: usize) -> Option<&Arc<Node>> {
-                match node.map(|node| &**node) {
-                    Some(Node::Branch(branch)) => branch.children[i].as_ref(),
-                    _ => None,
+
+    /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
+    /// with another map changes: shared parts are copied first.
+    ///
+    /// `displaced` receives the values the map lets go of besides the one `f` replaced (a
+    /// shadowed value when recent writes move into the trie): the caller drops them once it
+    /// borrows nothing, since their `Drop` may read the map's owner.
+    #[inline]
+    pub(crate) fn update<R>(
+        &mut self,
+        key: u32,
+        flags: Flags,
+        displaced: &mut Vec<V>,
+        f: impl FnOnce(&mut Option<V>) -> R,
+    ) -> R
+    where
+        V: Clone,
+    {
+        if let Some(recent) = &mut self.recent
+            && let Some(i) = recent.find(key)
+        {
+            let recent = Arc::make_mut(recent);
+            if self.trie.releases_shadowed(key) {
+                // The trie's path is this map's own again: the entry moves there, and the
+                // value it shadowed, which no other map holds through this path, goes.
+                let (_, value, _) = recent.remove(i);
+                if recent.len == 0 {
+                    self.recent = None;
+                }
+                return self.trie.update(key, flags, |slot| {
+                    displaced.extend(std::mem::replace(slot, value));
+                    f(slot)
+                });
+            }
+            let result = f(&mut recent.values[i]);
+            recent.flags[i] = flags;
+            if recent.values[i].is_none() {
+                // Unset: the entry goes, and so does what it shadowed.
+                recent.remove(i);
+                if recent.len == 0 {
+                    self.recent = None;
+                }
+                if self.trie.get(key).is_some() {
+                    self.trie.update(key, flags, |slot| displaced.extend(slot.take()));
                 }
             }
-            let present = |node: Option<&Arc<Node>>| match node.map(|node| &**node) {
-                Some(Node::Branch(branch)) => branch.present,
-                _ => 0,
-            };
-            let mut slots = present(x) | present(y);
-            while slots != 0 {
-                let i = slots.trailing_zeros() as usize;
-                slots &= slots - 1;
-                let key = prefix | ((i as u32) << (height * BITS));
-                if !diff_exact_rec(child(x, i), child(y, i), height - 1, key, f) {
-                    return false;
-                }
-            }
-            true
+            return result;
         }
-        (lx, ly) => {
-            fn leaf(node: Option<&Node>) -> Option<&Leaf> {
-                match node {
-                    Some(Node::Leaf(leaf)) => Some(leaf),
-                    _ => None,
-                }
-            }
-            let (lx, ly) = (leaf(lx), leaf(ly));
-            let bits = |leaf: Option<&Leaf>| leaf.map_or((0, 0), |leaf| (leaf.present, leaf.marked));
-            let ((px, mx), (py, my)) = (bits(lx), bits(ly));
-            let mut slots = px | py | mx | my;
-            while slots != 0 {
-                let i = slots.trailing_zeros() as usize;
-                slots &= slots - 1;
-                let before = lx.and_then(|leaf| leaf.values[i].as_ref());
-                let after = ly.and_then(|leaf| leaf.values[i].as_ref());
-                if !crate::value::same(before, after) {
-                    if !f(prefix | i as u32, before, after) {
-                        return false;
+        if self.trie.path_is_unique(key) {
+            return self.trie.update(key, flags, f);
+        }
+        // The trie's path is shared: the write goes to the recent ones. `f` sees the value
+        // the trie holds (a clone of its handle: the same value).
+        let mut entry = self.trie.get(key).cloned();
+        let was_set = entry.is_some();
+        let result = f(&mut entry);
+        match entry {
+            Some(value) => self.push_recent(key, value, flags, displaced),
+            // Unset where the trie has a value: no entry may stand for "unset" (the map would
+            // look non-empty), so the trie is written.
+            None if was_set => self.trie.update(key, flags, |slot| displaced.extend(slot.take())),
+            None => {}
+        }
+        result
+    }
+
+    /// Adds a recent write; when the list is full, moves it into the trie first.
+    fn push_recent(&mut self, key: u32, value: V, flags: Flags, displaced: &mut Vec<V>)
+    where
+        V: Clone,
+    {
+        let full = self.recent.as_ref().is_some_and(|recent| recent.len == RECENT);
+        if full {
+            self.compact(displaced);
+            self.trie.update(key, flags, |slot| displaced.extend(slot.replace(value)));
+            return;
+        }
+        let recent = self.recent.get_or_insert_with(|| {
+            Arc::new(Recent {
+                len: 0,
+                keys: [0; RECENT],
+                values: [const { None }; RECENT],
+                flags: [Flags::NONE; RECENT],
+            })
+        });
+        let recent = Arc::make_mut(recent);
+        let i = recent.len;
+        recent.keys[i] = key;
+        recent.values[i] = Some(value);
+        recent.flags[i] = flags;
+        recent.len += 1;
+    }
+
+    /// Moves the recent writes into the trie.
+    fn compact(&mut self, displaced: &mut Vec<V>)
+    where
+        V: Clone,
+    {
+        let Some(recent) = self.recent.take() else { return };
+        let mut recent = Arc::unwrap_or_clone(recent);
+        while recent.len > 0 {
+            let (key, value, flags) = recent.remove(recent.len - 1);
+            self.trie.update(key, flags, |slot| displaced.extend(std::mem::replace(slot, value)));
+        }
+    }
+
+    /// This map without the values that carry any of `flags`, or `None` when there are none
+    /// to leave out (the map itself is then the answer). Copies only what leads to them.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
+    pub(crate) fn without(&self, flags: Flags) -> Option<Map<V>>
+    where
+        V: Clone,
+    {
+        let recent_flagged = self
+            .recent
+            .as_ref()
+            .is_some_and(|recent| recent.flags[..recent.len].iter().any(|f| f.intersects(flags)));
+        let trie = self.trie.without(flags);
+        if trie.is_none() && !recent_flagged {
+            return None;
+        }
+        let mut map = Map { trie: trie.unwrap_or_else(|| self.trie.clone()), recent: self.recent.clone() };
+        if recent_flagged && let Some(recent) = &mut map.recent {
+            let recent = Arc::make_mut(recent);
+            let mut i = 0;
+            while i < recent.len {
+                if recent.flags[i].intersects(flags) {
+                    let (key, _, _) = recent.remove(i);
+                    // What it shadowed must not show through. Everything let go of here is
+                    // still held by `self`: no value's last handle is dropped.
+                    if map.trie.get(key).is_some() {
+                        map.trie.update(key, Flags::NONE, |slot| drop(slot.take()));
                     }
-                } else if (mx ^ my) & (1 << i) != 0 {
-                    return false;
+                } else {
+                    i += 1;
                 }
             }
-            true
+            if recent.len == 0 {
+                map.recent = None;
+            }
         }
+        Some(map)
+    }
+
+    /// Calls `f(key, before, after)` for every key whose value differs between `before` and
+    /// `after` (by identity: a value set again is a change), in key order. Subtrees the two
+    /// maps share are skipped, so the cost follows the number of changes (and of recent
+    /// writes), not the size of the maps.
+    pub(crate) fn diff(before: &Map<V>, after: &Map<V>, f: &mut impl FnMut(u32, Option<&V>, Option<&V>))
+    where
+        V: Shared,
+    {
+        let (recent_before, recent_after) = (before.recent.as_deref(), after.recent.as_deref());
+        if recent_before.is_none() && recent_after.is_none() {
+            return Trie::diff(&before.trie, &after.trie, f);
+        }
+        // The keys of either list, in order; the trie's differences for them are replaced
+        // by the differences of what the two maps show for them.
+        let mut keys = [0u32; 2 * RECENT];
+        let mut n = 0;
+        for recent in [recent_before, recent_after].into_iter().flatten() {
+            for &key in &recent.keys[..recent.len] {
+                if !keys[..n].contains(&key) {
+                    keys[n] = key;
+                    n += 1;
+                }
+            }
+        }
+        keys[..n].sort_unstable();
+        let keys = &keys[..n];
+        let mut next = 0;
+        Trie::diff(&before.trie, &after.trie, &mut |key, a, b| {
+            emit_listed(before, after, keys, &mut next, key, f);
+            if keys.binary_search(&key).is_err() {
+                f(key, a, b);
+            }
+        });
+        emit_listed(before, after, keys, &mut next, u32::MAX, f);
+    }
+
+    /// Whether the map holds a value (and not only marks); stops at the first one.
+    pub(crate) fn has_values(&self) -> bool {
+        self.recent.is_some() || self.trie.has_values()
+    }
+
+    /// Whether both maps are the same map (not merely equal): O(1).
+    pub(crate) fn same(&self, other: &Map<V>) -> bool {
+        self.trie.same(&other.trie)
+            && match (&self.recent, &other.recent) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    /// Whether `key` is marked.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+    pub(crate) fn is_marked(&self, key: u32) -> bool {
+        self.trie.is_marked(key)
+    }
+
+    /// Calls `f(key, value)` for every marked key, in key order. Unmarked subtrees are not
+    /// visited: the cost follows the number of marked keys.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
+    pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&V>)) {
+        self.trie.for_each_marked(&mut |key| f(key, self.get(key)));
+    }
+
+    /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
+    /// key whose value differs, and gives up (returns `false`) at a key whose mark differs
+    /// where the tries' values do not tell it apart, when `f` returns `false`, or when the
+    /// tries are of different heights. Shared subtrees are skipped.
+    pub(crate) fn diff_exact(
+        before: &Map<V>,
+        after: &Map<V>,
+        f: &mut impl FnMut(u32, Option<&V>, Option<&V>) -> bool,
+    ) -> bool
+    where
+        V: Shared,
+    {
+        if before.recent.is_none() && after.recent.is_none() {
+            return Trie::diff_exact(&before.trie, &after.trie, f);
+        }
+        // Marks live in the tries: they must agree (checked where the tries differ), then
+        // the values are compared as each map shows them.
+        let marks_agree = Trie::diff_exact(&before.trie, &after.trie, &mut |key, _, _| {
+            before.trie.is_marked(key) == after.trie.is_marked(key)
+        });
+        if !marks_agree {
+            return false;
+        }
+        let mut going = true;
+        Map::diff(before, after, &mut |key, a, b| {
+            if going {
+                going = f(key, a, b);
+            }
+        });
+        going
+    }
+
+    /// Every key and value, in key order.
+    pub(crate) fn for_each(&self, f: &mut impl FnMut(u32, &V))
+    where
+        V: Shared,
+    {
+        Map::diff(&Map::EMPTY, self, &mut |key, _, value| {
+            if let Some(value) = value {
+                f(key, value);
+            }
+        });
+    }
+}
+
+/// Reports the differences for `keys[*next..]` up to `upto`, from what each map shows.
+fn emit_listed<V: Shared>(
+    before: &Map<V>,
+    after: &Map<V>,
+    keys: &[u32],
+    next: &mut usize,
+    upto: u32,
+    f: &mut impl FnMut(u32, Option<&V>, Option<&V>),
+) {
+    while let Some(&key) = keys.get(*next)
+        && key <= upto
+    {
+        let (a, b) = (before.get(key), after.get(key));
+        if !same(a, b) {
+            f(key, a, b);
+        }
+        *next += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::var::ContextVar;
 
-    static V: ContextVar<u32> = ContextVar::new("V", || 0);
+    /// A flag kind for the tests, as `value::NOT_INHERITED` is for contexts.
+    const LEFT_OUT: Flags = Flags::kind(0);
 
-    fn val(n: u32) -> Value {
-        crate::value::store(&V, n)
+    fn val(n: u32) -> Arc<u32> {
+        Arc::new(n)
     }
 
-    fn read(map: &Map, key: u32) -> Option<u32> {
-        map.get(key).and_then(|stored| crate::value::typed(&V, stored)).copied()
+    fn read(map: &Map<Arc<u32>>, key: u32) -> Option<u32> {
+        map.get(key).map(|value| **value)
     }
 
     #[test]
     fn insert_get_remove_across_heights() {
         let mut map = Map::default();
         for key in [0, 5, 15, 16, 300, 70_000, u32::MAX] {
-            map.update(key, false, |slot| *slot = Some(val(key)));
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
         }
         for key in [0, 5, 15, 16, 300, 70_000, u32::MAX] {
             assert_eq!(read(&map, key), Some(key));
         }
         assert_eq!(read(&map, 1), None);
         for key in [0, 5, 15, 16, 300, 70_000, u32::MAX] {
-            map.update(key, false, |slot| *slot = None);
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
         }
         assert!(map.is_empty());
     }
@@ -657,106 +582,226 @@ mod tests {
     #[test]
     fn clone_is_a_snapshot() {
         let mut map = Map::default();
-        map.update(3, false, |slot| *slot = Some(val(1)));
+        map.update(3, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
         let snapshot = map.clone();
-        map.update(3, false, |slot| *slot = Some(val(2)));
-        map.update(40, false, |slot| *slot = Some(val(3)));
+        map.update(3, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        map.update(40, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(3)));
         assert_eq!(read(&snapshot, 3), Some(1));
         assert_eq!(read(&snapshot, 40), None);
         assert_eq!(read(&map, 3), Some(2));
     }
 
     #[test]
+    fn unique_mut_only_on_an_unshared_path() {
+        let mut map = Map::default();
+        map.update(20, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        assert_eq!(map.unique_mut(20).map(|value| **value), Some(1));
+        assert!(map.unique_mut(21).is_none());
+        let snapshot = map.clone();
+        assert!(map.unique_mut(20).is_none(), "a shared path is never handed out mutably");
+        drop(snapshot);
+        assert!(map.unique_mut(20).is_some());
+    }
+
+    #[test]
     fn diff_reports_changes_only_across_heights() {
         let mut before = Map::default();
-        before.update(1, false, |slot| *slot = Some(val(1)));
-        before.update(2, false, |slot| *slot = Some(val(2)));
+        before.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        before.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
         let mut after = before.clone();
-        after.update(2, false, |slot| *slot = None);
-        after.update(500, false, |slot| *slot = Some(val(5)));
+        after.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
+        after.update(500, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(5)));
         let mut seen = Vec::new();
         Map::diff(&before, &after, &mut |key, a, b| seen.push((key, a.is_some(), b.is_some())));
         assert_eq!(seen, vec![(2, true, false), (500, false, true)]);
     }
 
     #[test]
-    fn has_values_ignores_marks() {
+    fn diff_compares_by_identity() {
+        let mut before = Map::default();
+        before.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        let mut after = before.clone();
+        // An equal value set again is a change; the very same value is not.
+        after.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        let mut seen = Vec::new();
+        Map::diff(&before, &after, &mut |key, _, _| seen.push(key));
+        assert_eq!(seen, vec![1]);
+        let same = before.get(1).cloned();
+        after.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = same);
+        seen.clear();
+        Map::diff(&before, &after, &mut |key, _, _| seen.push(key));
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn marks_belong_to_the_key_and_live_in_the_trie() {
         let mut map = Map::default();
         assert!(!map.has_values());
-        map.update_marked(4_000, false, Mark::Set, |slot| *slot = None);
-        assert!(!map.has_values() && !map.is_empty());
-        map.update(7, false, |slot| *slot = Some(val(7)));
-        assert!(map.has_values());
-    }
-
-    fn marked_keys(map: &Map) -> Vec<(u32, Option<u32>)> {
-        let mut keys = Vec::new();
-        map.for_each_marked(&mut |key, value| {
-            keys.push((key, value.and_then(|stored| crate::value::typed(&V, stored)).copied()))
-        });
-        keys
-    }
-
-    #[test]
-    fn marks_stay_with_the_key_and_are_listed_in_key_order() {
-        let mut map = Map::default();
-        map.update(1, false, |slot| *slot = Some(val(1)));
-        map.update_marked(300, false, Mark::Set, |slot| *slot = Some(val(3)));
-        map.update_marked(2, false, Mark::Set, |slot| *slot = Some(val(2)));
+        map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(7)));
         let snapshot = map.clone();
-        // A plain write keeps the mark; an unset keeps it too (the unset is what flows).
-        map.update(300, false, |slot| *slot = None);
-        assert_eq!(marked_keys(&map), [(2, Some(2)), (300, None)]);
-        assert!(map.is_marked(300) && map.is_marked(2) && !map.is_marked(1) && !map.is_marked(70_000));
-        assert_eq!(marked_keys(&snapshot), [(2, Some(2)), (300, Some(3))]);
-        // Without its values the map still holds the marks: the unsets flow.
-        map.update(1, false, |slot| *slot = None);
-        map.update(2, false, |slot| *slot = None);
-        assert!(!map.is_empty() && !map.has_values());
-        assert_eq!(marked_keys(&map), [(2, None), (300, None)]);
+        // A recent write, then a mark: the entry moves into the trie, marked.
+        map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(8)));
+        assert!(map.recent.is_some());
+        map.update_marked(9, Flags::NONE, Mark::Set, &mut Vec::new(), |_| ());
+        map.update_marked(7, Flags::NONE, Mark::Set, &mut Vec::new(), |_| ());
+        assert!(map.recent.is_none());
+        assert!(map.is_marked(7) && map.is_marked(9) && !map.is_marked(8));
+        let mut marked = Vec::new();
+        map.for_each_marked(&mut |key, value| marked.push((key, value.map(|v| **v))));
+        assert_eq!(marked, vec![(7, Some(8)), (9, None)]);
+        // Unset, the key stays marked; the child's copy has no marks.
+        map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
+        assert!(map.is_marked(7) && !map.has_values());
+        let child = map.without(Flags::NONE).expect("marks to leave out");
+        assert!(!child.is_marked(7) && child.is_empty());
+        assert_eq!(read(&snapshot, 7), Some(7));
+        // A mark alone differing makes the exact diff give up.
+        assert!(!Map::diff_exact(&snapshot, &map, &mut |_, _, _| true));
     }
 
     #[test]
-    fn diff_exact_reports_values_and_gives_up_on_a_mark_alone() {
-        let mut before = Map::default();
-        before.update(1, false, |slot| *slot = Some(val(1)));
-        before.update(300, false, |slot| *slot = Some(val(3)));
-        let mut after = before.clone();
-        after.update(300, false, |slot| *slot = Some(val(4)));
-        let mut seen = Vec::new();
-        assert!(Map::diff_exact(&before, &after, &mut |key, _, _| {
-            seen.push(key);
-            true
-        }));
-        assert_eq!(seen, [300]);
-        // The same value, marked: no change, but not the same map either.
-        let mut marked = before.clone();
-        marked.update_marked(1, false, Mark::Set, |_| ());
-        assert!(!Map::diff_exact(&before, &marked, &mut |_, _, _| true));
-        assert!(!Map::diff_exact(&before, &after, &mut |_, _, _| false));
-    }
-
-    #[test]
-    fn inherited_leaves_marks_out() {
+    fn without_drops_flagged_values_only() {
         let mut map = Map::default();
-        map.update_marked(5, false, Mark::Set, |slot| *slot = Some(val(5)));
-        map.update_marked(600, false, Mark::Set, |slot| *slot = None);
-        let child = map.inherited().expect("marks to leave out");
-        assert_eq!(read(&child, 5), Some(5));
-        assert!(marked_keys(&child).is_empty());
-        assert_eq!(marked_keys(&map).len(), 2);
-    }
-
-    #[test]
-    fn inherited_drops_marked_values_only() {
-        let mut map = Map::default();
-        map.update(1, false, |slot| *slot = Some(val(1)));
-        map.update(200, true, |slot| *slot = Some(val(2)));
-        let child = map.inherited().expect("a variable to leave out");
+        map.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        map.update(200, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        let child = map.without(LEFT_OUT).expect("a value to leave out");
         assert_eq!(read(&child, 1), Some(1));
         assert_eq!(read(&child, 200), None);
         assert_eq!(read(&map, 200), Some(2));
-        map.update(200, true, |slot| *slot = None);
-        assert!(map.root.as_ref().is_some_and(|r| r.not_inherited() == 0));
+        // The flags follow the value: gone with it, and gone when it is written unflagged.
+        map.update(200, LEFT_OUT, &mut Vec::new(), |slot| *slot = None);
+        assert!(map.without(LEFT_OUT).is_none());
+        map.update(300, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(3)));
+        map.update(300, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(4)));
+        assert!(map.without(LEFT_OUT).is_none());
+    }
+
+    #[test]
+    fn without_keeps_the_flags_of_what_is_left_after_a_grow() {
+        let mut map = Map::default();
+        map.update(3, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(3)));
+        // Grows the trie above the flagged leaf: the new root must know it is below.
+        map.update(5_000, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(5)));
+        let child = map.without(LEFT_OUT).expect("the flag survives the grow");
+        assert_eq!((read(&child, 3), read(&child, 5_000)), (None, Some(5)));
+        assert!(child.without(LEFT_OUT).is_none());
+    }
+
+    #[test]
+    fn writes_after_a_snapshot_wait_in_the_recent_list_then_move_into_the_trie() {
+        let mut map = Map::default();
+        for key in 0..40 {
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let snapshot = map.clone();
+        assert!(map.recent.is_none());
+        for (n, key) in (0..RECENT as u32 + 3).map(|n| (n, n * 3)).collect::<Vec<_>>() {
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1_000 + key)));
+            let waiting = map.recent.as_ref().map_or(0, |recent| recent.len);
+            // A full list moves into the trie, whose paths are then this map's own: later
+            // writes go there directly.
+            let expected = if (n as usize) < RECENT { n as usize + 1 } else { 0 };
+            assert_eq!(waiting, expected, "after write {n}");
+        }
+        for key in 0..40 {
+            let written = key % 3 == 0 && key / 3 < RECENT as u32 + 3;
+            assert_eq!(read(&map, key), Some(if written { 1_000 + key } else { key }), "key {key}");
+            assert_eq!(read(&snapshot, key), Some(key), "snapshot, key {key}");
+        }
+        // The differences, in key order, whether they wait in the list or moved.
+        let mut seen = Vec::new();
+        Map::diff(&snapshot, &map, &mut |key, a, b| seen.push((key, a.map(|v| **v), b.map(|v| **v))));
+        let expected: Vec<_> =
+            (0..RECENT as u32 + 3).map(|n| (n * 3, Some(n * 3), Some(1_000 + n * 3))).collect();
+        assert_eq!(seen, expected);
+        let mut keys = Vec::new();
+        map.for_each(&mut |key, _| keys.push(key));
+        assert_eq!(keys, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unset_after_a_snapshot_leaves_no_entry_behind() {
+        let mut map = Map::default();
+        map.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(5)));
+        let snapshot = map.clone();
+        // Set then unset a new key: the entry comes and goes.
+        map.update(6, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(6)));
+        map.update(6, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
+        assert!(map.recent.is_none());
+        // Unset a key the shared trie holds, directly and through the list.
+        map.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(50)));
+        map.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
+        assert!(map.is_empty());
+        assert!(!map.has_values());
+        assert_eq!(read(&snapshot, 5), Some(5));
+        let mut seen = Vec::new();
+        Map::diff(&snapshot, &map, &mut |key, a, b| seen.push((key, a.is_some(), b.is_some())));
+        assert_eq!(seen, vec![(5, true, false)]);
+    }
+
+    #[test]
+    fn a_shadowed_value_lives_until_the_list_moves_into_the_trie_at_most() {
+        let mut map = Map::default();
+        let first = val(1);
+        let first_alive = Arc::downgrade(&first);
+        map.update(0, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(first));
+        let snapshot = map.clone();
+        map.update(0, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        drop(snapshot);
+        // No context shows `first` any more, but the trie still holds it, shadowed.
+        assert!(first_alive.upgrade().is_some());
+        // RECENT more writes after snapshots fill the list; the next one moves it into the
+        // trie and hands `first` to the caller to drop.
+        let mut displaced = Vec::new();
+        for key in 1..=RECENT as u32 {
+            let snapshot = map.clone();
+            map.update(key, Flags::NONE, &mut displaced, |slot| *slot = Some(val(key)));
+            drop(snapshot);
+        }
+        assert_eq!(displaced.len(), 1);
+        drop(displaced);
+        assert!(first_alive.upgrade().is_none(), "dropped once the list moved into the trie");
+        assert_eq!(read(&map, 0), Some(2));
+    }
+
+    #[test]
+    fn without_leaves_out_flagged_recent_writes_and_what_they_shadow() {
+        let mut map = Map::default();
+        map.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        map.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        let _snapshot = map.clone();
+        map.update(1, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(10)));
+        map.update(3, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(30)));
+        map.update(4, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(40)));
+        let child = map.without(LEFT_OUT).expect("flagged recent writes");
+        assert_eq!(
+            (read(&child, 1), read(&child, 2), read(&child, 3), read(&child, 4)),
+            (None, Some(2), None, Some(40))
+        );
+        assert_eq!((read(&map, 1), read(&map, 3)), (Some(10), Some(30)));
+        assert!(child.without(LEFT_OUT).is_none());
+    }
+
+    #[test]
+    fn a_shadowed_value_goes_at_the_next_write_once_the_path_is_unshared() {
+        let mut map = Map::default();
+        let first = val(1);
+        let first_alive = Arc::downgrade(&first);
+        map.update(0, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(first));
+        let snapshot = map.clone();
+        map.update(0, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        assert!(map.unique_mut(0).is_some(), "the entry is the map's own while the snapshot lives");
+        drop(snapshot);
+        assert!(first_alive.upgrade().is_some());
+        // The next write finds the trie's path unshared: the entry moves into the trie.
+        assert!(map.unique_mut(0).is_none(), "the slow path releases the shadowed value");
+        let mut displaced = Vec::new();
+        let before = map.update(0, Flags::NONE, &mut displaced, |slot| slot.replace(val(3)));
+        assert_eq!(before.map(|v| *v), Some(2), "the write sees the recent value");
+        assert_eq!(displaced.len(), 1);
+        drop(displaced);
+        assert!(first_alive.upgrade().is_none());
+        assert!(map.recent.is_none());
+        assert_eq!(read(&map, 0), Some(3));
     }
 }

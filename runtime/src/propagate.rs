@@ -18,8 +18,9 @@ use pin_project_lite::pin_project;
 use crate::changes::Changes;
 use crate::context::Context;
 use crate::current;
-use crate::map::{Map, Mark};
+use crate::map::Mark;
 use crate::scope::Scope;
+use crate::value::{self, Map};
 use crate::var::AnyVar;
 
 /// Runs `f` in a copy of the current context and, when it returns, lands its changes in the
@@ -216,10 +217,11 @@ fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn An
             return Err(exit);
         }
         let replaced = std::mem::replace(map, exit);
+        let mut displaced = Vec::new();
         for &(key, not_inherited) in &changed[..count] {
-            map.update_marked(key, not_inherited, Mark::Set, |_| ());
+            map.update_marked(key, value::flags(!not_inherited), Mark::Set, &mut displaced, |_| ());
         }
-        Ok(replaced)
+        Ok((replaced, displaced))
     })
     .1?;
     // Dropped with the context released: a replaced value's `Drop` may read variables.

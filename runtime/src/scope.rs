@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 
 use crate::context::Context;
 use crate::current::{Enter, Entered};
-use crate::map::Map;
+use crate::value::Map;
 
 pin_project! {
     /// A future running in a context of its own: the context is swapped in for every poll

@@ -7,10 +7,24 @@
 
 use std::sync::Arc;
 
+use crate::map::{self, Flags};
 use crate::var::{AnyVar, ContextVar};
 
 /// One value of one variable, shared between every context that holds it.
 pub(crate) type Value = Arc<Slot<dyn Stored>>;
+
+/// The map of a context: variable keys to their values.
+pub(crate) type Map = map::Map<Value>;
+
+/// The map flag of a value whose variable is not inherited (`ContextVar::inherit(false)`):
+/// the copy into a child leaves it out (`Map::without`).
+pub(crate) const NOT_INHERITED: Flags = Flags::kind(0);
+
+/// The map flags of a value of a variable that `inherits` or not.
+#[inline]
+pub(crate) const fn flags(inherits: bool) -> Flags {
+    Flags::NONE.with(NOT_INHERITED, !inherits)
+}
 
 /// A stored value: the key of its variable, then the value itself.
 pub(crate) struct Slot<V: ?Sized> {
@@ -86,12 +100,14 @@ pub(crate) fn typed<'a, T: Clone + Send + Sync + 'static>(
     Some(&slot.value.value)
 }
 
-/// The value of `var` in a slot that no other context shares (`Map::unique_mut`), mutably.
+/// The value of `var` in `stored`, mutably, if no other context shares it (reached through
+/// `Map::unique_mut`, and the value itself not shared).
 #[inline]
 pub(crate) fn typed_mut<'a, T: Clone + Send + Sync + 'static>(
     var: &'static ContextVar<T>,
-    unique: &'a mut Slot<dyn Stored>,
+    stored: &'a mut Value,
 ) -> Option<&'a mut T> {
+    let unique = Arc::get_mut(stored)?;
     if unique.key != var.key() {
         return None;
     }
@@ -104,13 +120,7 @@ pub(crate) fn typed_mut<'a, T: Clone + Send + Sync + 'static>(
 }
 
 /// Whether two optional values are the same stored value (not merely equal).
-pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    }
-}
+pub(crate) use map::same;
 
 #[cfg(test)]
 mod tests {
@@ -133,11 +143,11 @@ mod tests {
     #[test]
     fn typed_mut_writes_through_a_unique_slot_only() {
         let mut text = store(&TEXT, "a".to_string());
-        typed_mut(&TEXT, Arc::get_mut(&mut text).unwrap()).unwrap().push('b');
+        typed_mut(&TEXT, &mut text).unwrap().push('b');
         assert_eq!(typed(&TEXT, &text).map(String::as_str), Some("ab"));
-        assert!(typed_mut(&NUMBER, Arc::get_mut(&mut text).unwrap()).is_none());
+        assert!(typed_mut(&NUMBER, &mut text).is_none());
         let shared = Arc::clone(&text);
-        assert!(Arc::get_mut(&mut text).is_none(), "a shared slot is never handed out mutably");
+        assert!(typed_mut(&TEXT, &mut text).is_none(), "a shared value is never handed out mutably");
         drop(shared);
     }
 }

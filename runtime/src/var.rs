@@ -69,7 +69,8 @@ pub struct ContextVar<T: 'static> {
 /// What a `reset` took out of the context, dropped once the context is released.
 enum Replaced<T> {
     Owned(#[allow(dead_code)] T),
-    Shared(#[allow(dead_code)] Option<Value>),
+    /// The value replaced, and what else the map let go of (see `Map::update`).
+    Shared(#[allow(dead_code)] Option<Value>, #[allow(dead_code)] Vec<Value>),
 }
 
 /// Keys are handed out in order of first use, so they stay small and dense. Holds the next
@@ -321,20 +322,26 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         // The closures of `get` and `set` are inlined into the thread-context access: returned
         // from a call, their result went through the stack and stalled on store forwarding
         // (`set` took three times as long).
-        let (context, prev) = current::write(
+        let (context, (prev, displaced)) = current::write(
             self.name,
             #[inline(always)]
             |map, _| {
                 // Nobody else holds this value: overwrite it in place, no allocation.
                 if let Some(old) = map.unique_mut(key).and_then(|stored| value::typed_mut(self, stored)) {
-                    return Prev::Owned(std::mem::replace(old, value));
+                    return (Prev::Owned(std::mem::replace(old, value)), Vec::new());
                 }
-                map.update(key, !self.inherit, |slot| match slot.replace(value::store(self, value)) {
-                    Some(shared) => Prev::Shared(shared),
-                    None => Prev::Unset,
-                })
+                let mut displaced = Vec::new();
+                let prev = map.update(key, value::flags(self.inherit), &mut displaced, |slot| {
+                    match slot.replace(value::store(self, value)) {
+                        Some(shared) => Prev::Shared(shared),
+                        None => Prev::Unset,
+                    }
+                });
+                (prev, displaced)
             },
         );
+        // Dropped with the context released: a `Drop` may read context variables.
+        drop(displaced);
         Token::new(self, context, prev)
     }
 
@@ -372,6 +379,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
             if id != context {
                 return Err(prev);
             }
+            let flags = value::flags(self.inherit);
+            let mut displaced = Vec::new();
             Ok(match prev {
                 // The value `set` overwrote in place goes back in place when nobody shares
                 // the stored value meanwhile: no allocation either way.
@@ -380,16 +389,19 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
                         Some(current) => Replaced::Owned(std::mem::replace(current, old)),
                         None => {
                             let restored = Some(value::store(self, old));
-                            Replaced::Shared(
-                                map.update(key, !self.inherit, |slot| std::mem::replace(slot, restored)),
-                            )
+                            let replaced = map
+                                .update(key, flags, &mut displaced, |slot| std::mem::replace(slot, restored));
+                            Replaced::Shared(replaced, displaced)
                         }
                     }
                 }
                 Prev::Shared(shared) => {
-                    Replaced::Shared(map.update(key, !self.inherit, |slot| slot.replace(shared)))
+                    let replaced = map.update(key, flags, &mut displaced, |slot| slot.replace(shared));
+                    Replaced::Shared(replaced, displaced)
                 }
-                Prev::Unset => Replaced::Shared(map.update(key, !self.inherit, Option::take)),
+                Prev::Unset => {
+                    Replaced::Shared(map.update(key, flags, &mut displaced, Option::take), displaced)
+                }
             })
         })
         .1;

@@ -1,0 +1,61 @@
+//! One operation in a loop, for instruction counts under callgrind (where a criterion run
+//! would count criterion too) and for quick A/B timings:
+//!
+//! ```sh
+//! cargo bench -p contextvars-benches --bench ops --no-run   # prints the binary's path
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/ops-* set_after_snapshot 16 20000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/ops-* set_after_snapshot 16 120000
+//! ```
+//!
+//! The difference of the two totals divided by 100,000 is the count per operation, setup
+//! excluded. Operations: `get`, `set` (in place, token dropped), `set_after_snapshot`
+//! (`Context::current()`, `set`, both dropped), at `n` variables set. Under `cargo bench`
+//! (no operation named) it does nothing.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use contextvars::{Context, ContextVar};
+
+static VARS: [ContextVar<u64>; 1_024] = [const { ContextVar::new("v", || 0) }; 1_024];
+
+fn context_with(n: usize) -> Context {
+    for var in &VARS {
+        black_box(var.is_set());
+    }
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        for (i, var) in VARS.iter().take(n).enumerate() {
+            var.set(i as u64);
+        }
+    });
+    ctx
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+    let [op, n, iterations] = args.as_slice() else {
+        return;
+    };
+    let n: usize = n.parse().expect("a number of variables, at most 1,024");
+    let iterations: u64 = iterations.parse().expect("a number of iterations");
+    let mut ctx = context_with(n);
+    let var = &VARS[n / 2];
+    let start = Instant::now();
+    ctx.run(|| match op.as_str() {
+        "get" => (0..iterations).for_each(|_| {
+            black_box(black_box(var).get());
+        }),
+        "set" => (0..iterations).for_each(|i| {
+            var.set(black_box(i));
+        }),
+        "set_after_snapshot" => (0..iterations).for_each(|i| {
+            let snapshot = Context::current();
+            let token = var.set(black_box(i));
+            drop(token);
+            drop(snapshot);
+        }),
+        other => panic!("unknown operation {other}: get, set or set_after_snapshot"),
+    });
+    println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
+}
