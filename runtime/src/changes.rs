@@ -218,7 +218,7 @@ impl Changes {
         if self.entries.is_empty() {
             return;
         }
-        // The apply's own scratch, one slot per change: the parent's value (read first, so
+        // The apply's own scratch, one entry per change: the parent's value (read first, so
         // that merge functions run with nothing borrowed: they are user code, and may panic
         // or read variables themselves), what to do, and what the write replaced (dropped
         // once the context is released: its `Drop` may read variables too).

@@ -212,7 +212,8 @@ impl<V> Map<V> {
     /// list of recent writes.
     #[inline]
     pub(crate) fn is_last_holder(&self) -> bool {
-        self.trie.is_last_holder() || self.recent.as_ref().is_some_and(|recent| Arc::strong_count(recent) == 1)
+        self.trie.is_last_holder()
+            || self.recent.as_ref().is_some_and(|recent| Arc::strong_count(recent) == 1)
     }
 
     /// The value stored under `key`.

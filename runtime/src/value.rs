@@ -11,7 +11,7 @@ use crate::map::{self, Flags};
 use crate::var::{AnyVar, ContextVar};
 
 /// One value of one variable, shared between every context that holds it.
-pub(crate) type Value = Arc<Slot<dyn Stored>>;
+pub(crate) type Value = Arc<Keyed<dyn Stored>>;
 
 /// The map of a context: variable keys to their values.
 pub(crate) type Map = map::Map<Value>;
@@ -27,7 +27,7 @@ pub(crate) const fn flags(inherits: bool) -> Flags {
 }
 
 /// A stored value: the key of its variable, then the value itself.
-pub(crate) struct Slot<V: ?Sized> {
+pub(crate) struct Keyed<V: ?Sized> {
     key: u32,
     value: V,
 }
@@ -55,7 +55,7 @@ impl<T: Clone + Send + Sync + 'static> Stored for Typed<T> {
     }
 }
 
-impl Slot<dyn Stored> {
+impl Keyed<dyn Stored> {
     /// The variable this value belongs to.
     pub(crate) fn var(&self) -> &'static dyn AnyVar {
         self.value.var()
@@ -74,7 +74,7 @@ impl Slot<dyn Stored> {
 
 /// Wraps `value` of `var` for the map.
 pub(crate) fn store<T: Clone + Send + Sync + 'static>(var: &'static ContextVar<T>, value: T) -> Value {
-    Arc::new(Slot { key: var.key(), value: Typed { var, value } })
+    Arc::new(Keyed { key: var.key(), value: Typed { var, value } })
 }
 
 /// The value of `var` that `stored` holds, or `None` if `stored` belongs to another variable.
@@ -86,18 +86,18 @@ pub(crate) fn typed<'a, T: Clone + Send + Sync + 'static>(
     if stored.key != var.key() {
         return None;
     }
-    let erased: *const Slot<dyn Stored> = Arc::as_ptr(stored);
-    let concrete = erased as *const Slot<Typed<T>>;
+    let erased: *const Keyed<dyn Stored> = Arc::as_ptr(stored);
+    let concrete = erased as *const Keyed<Typed<T>>;
     debug_assert!(std::ptr::eq(stored.var() as *const dyn AnyVar as *const (), var as *const _ as *const ()));
-    // SAFETY: a `Slot` is only ever built by `store`, which writes the key of the variable
+    // SAFETY: a `Keyed` is only ever built by `store`, which writes the key of the variable
     // whose `T` it holds; keys are unique per variable (handed out once by `ContextVar::key`)
     // and a `ContextVar<T>` has exactly one `T`. Equal keys therefore mean that the erased
-    // value is a `Slot<Typed<T>>`, so the cast (which only drops the vtable) points at a live
+    // value is a `Keyed<Typed<T>>`, so the cast (which only drops the vtable) points at a live
     // value of that type, borrowed for as long as `stored` is. A checked `dyn Any` downcast
     // costs a virtual call here, doubling the cost of `ContextVar::get` (see BENCHMARKS.md).
     #[allow(unsafe_code)]
-    let slot = unsafe { &*concrete };
-    Some(&slot.value.value)
+    let keyed = unsafe { &*concrete };
+    Some(&keyed.value.value)
 }
 
 /// The value of `var` in `stored`, mutably, if no other context shares it (reached through
@@ -111,12 +111,12 @@ pub(crate) fn typed_mut<'a, T: Clone + Send + Sync + 'static>(
     if unique.key != var.key() {
         return None;
     }
-    let concrete = unique as *mut Slot<dyn Stored> as *mut Slot<Typed<T>>;
-    // SAFETY: as in `typed`, equal keys mean the value is a `Slot<Typed<T>>`; the exclusive
-    // borrow of the slot (which `Arc::get_mut` handed out) keeps it the only reference.
+    let concrete = unique as *mut Keyed<dyn Stored> as *mut Keyed<Typed<T>>;
+    // SAFETY: as in `typed`, equal keys mean the value is a `Keyed<Typed<T>>`; the exclusive
+    // borrow of the value (which `Arc::get_mut` handed out) keeps it the only reference.
     #[allow(unsafe_code)]
-    let slot = unsafe { &mut *concrete };
-    Some(&mut slot.value.value)
+    let keyed = unsafe { &mut *concrete };
+    Some(&mut keyed.value.value)
 }
 
 /// Whether two optional values are the same stored value (not merely equal).
@@ -141,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn typed_mut_writes_through_a_unique_slot_only() {
+    fn typed_mut_writes_through_a_unique_value_only() {
         let mut text = store(&TEXT, "a".to_string());
         typed_mut(&TEXT, &mut text).unwrap().push('b');
         assert_eq!(typed(&TEXT, &text).map(String::as_str), Some("ab"));
