@@ -320,3 +320,46 @@ async fn the_layer_for_any_response_keeps_serving_other_services() {
         assert_eq!(reply, (Some(user.to_owned()), 1));
     }
 }
+
+/// Sends, when dropped, the user it sees, after setting `CHUNKS` (a `Drop` that sets).
+struct ReportsOnDrop(std::sync::mpsc::Sender<Option<String>>);
+
+impl Drop for ReportsOnDrop {
+    fn drop(&mut self) {
+        CHUNKS.set(99);
+        let _ = self.0.send(USER.get());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_dropped_mid_stream_by_a_plain_task_drops_its_values_in_the_requests_context() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    use tower::{Service, ServiceExt, service_fn};
+
+    let (sender, dropped) = std::sync::mpsc::channel();
+    let service = service_fn(move |user: &'static str| {
+        let guard = ReportsOnDrop(sender.clone());
+        async move {
+            USER.set(Some(user.to_owned()));
+            // Endless: the client goes away after the first frame.
+            let frames = futures::stream::repeat_with(move || {
+                let _kept = &guard;
+                Ok::<_, Infallible>(Frame::data(Bytes::from(shown(USER.get()))))
+            });
+            Ok::<_, Infallible>(http::Response::new(StreamBody::new(frames)))
+        }
+    });
+    let mut service = ContextLayer::new().layer(service);
+    let response = service.ready().await.unwrap().call("ada").await.unwrap();
+    // A plain task, as a server's connection task: reads one frame, then is dropped.
+    let first = tokio::spawn(async move {
+        let mut body = response.into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        frame.into_data().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, "ada");
+    assert_eq!(dropped.recv().unwrap(), Some("ada".to_owned()));
+}
