@@ -101,7 +101,11 @@
 //! * **rayon** (feature `rayon`): a job on a pool thread outside any context reads
 //!   defaults and its `set` panics, rather than writing the pool thread's own context, which
 //!   every later job on it would read. Give jobs a context with the `contextvars::rayon`
-//!   adapters, or with `ctx.clone().run(..)` in each job.
+//!   adapters, or with `ctx.clone().run(..)` in each job. A worker that waits (in `join`,
+//!   `scope`, a parallel iterator) runs other jobs of the pool meanwhile: the adapters put
+//!   the caller's context away for the wait, but a plain `rayon::join` or `par_iter` called
+//!   inside `ctx.run(..)` does not, and a job run during it reads and writes `ctx`. Inside a
+//!   context, make parallel calls with the adapters.
 //! * **Executors the library cannot see** (futures' `LocalPool` and `ThreadPool`, smol,
 //!   async-std, glommio): their tasks are not told apart. What holds: a task wrapped in a
 //!   `Scope` has its own context at every poll, whichever thread polls it. What does not: an

@@ -102,8 +102,11 @@ where
 {
     let fork = Fork::current();
     let (mut context_a, mut context_b) = (fork.context(), fork.context());
-    let ((output_a, context_a), (output_b, context_b)) =
-        rayon::join(move || (context_a.run(a), context_a), move || (context_b.run(b), context_b));
+    // While the join waits for `b`, the pool may run other jobs on this thread: the
+    // caller's context is put away meanwhile (each closure enters its own copy).
+    let ((output_a, context_a), (output_b, context_b)) = contextvars_runtime::without_context(|| {
+        rayon::join(move || (context_a.run(a), context_a), move || (context_b.run(b), context_b))
+    });
     fork.clone().merge_back(context_a);
     fork.merge_back(context_b);
     (output_a, output_b)
@@ -142,9 +145,13 @@ where
     let fork = Fork::current();
     let mut context = fork.context();
     let spawned = Arc::new(Spawned::default());
-    let output = rayon::scope(|inner| {
-        let scope = Scope { inner, spawned: &spawned };
-        context.run(|| op(&scope))
+    // The scope waits for its spawns, and may run other jobs on this thread meanwhile: the
+    // caller's context is put away until it returns.
+    let output = contextvars_runtime::without_context(|| {
+        rayon::scope(|inner| {
+            let scope = Scope { inner, spawned: &spawned };
+            context.run(|| op(&scope))
+        })
     });
     fork.merge_back(context);
     let mut finished = std::mem::take(&mut *spawned.lock());
@@ -322,8 +329,13 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
     {
         let fork = self.fork;
         let consumer = ContextConsumer { base: consumer, fork: fork.clone(), all: self.all };
-        let (output, context) = self.base.drive_unindexed(consumer);
-        deliver(fork, context, self.all);
+        // The closures after `with_context` run in contexts of their own; while the iterator
+        // waits for its pieces, the pool may run other jobs on this thread: the caller's
+        // context is put away meanwhile.
+        let (output, context) = contextvars_runtime::without_context(|| self.base.drive_unindexed(consumer));
+        // Nested in another iterator's drive, the caller's context is put away: this is the
+        // caller's own code, not a job of the pool, and it delivers there.
+        contextvars_runtime::as_caller(|| deliver(fork, context, self.all));
         output
     }
 

@@ -289,3 +289,74 @@ fn a_rayon_job_outside_a_context_reads_defaults_and_set_panics_with_the_fix() {
     assert_eq!(seen, ("ada", "ada"));
     assert_eq!(pool.broadcast(|_| USER.get()), ["nobody"]);
 }
+
+/// A plain rayon job (no context of its own) that reports what it reads and whether its
+/// `set` was refused.
+fn foreign_job(sender: std::sync::mpsc::Sender<(&'static str, bool)>) -> impl FnOnce() + Send {
+    move || {
+        let refused = catch_unwind(|| USER.set("foreign")).is_err();
+        sender.send((USER.get(), refused)).unwrap();
+    }
+}
+
+/// A one-thread pool: the job the adapter waits on and the foreign job share the thread.
+fn one_thread() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap()
+}
+
+#[test]
+fn a_plain_job_run_while_a_join_waits_does_not_see_the_callers_context() {
+    let (sender, seen) = std::sync::mpsc::channel();
+    let left = one_thread().install(move || {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            USER.set("caller");
+            // `a` queues a plain job after `b`: the join runs it on this thread while it
+            // waits for `b`.
+            contextvars::rayon::join(move || rayon::spawn(foreign_job(sender)), || ());
+        });
+        ctx.get(&USER)
+    });
+    assert_eq!(seen.recv().unwrap(), ("nobody", true));
+    assert_eq!(left, "caller");
+}
+
+#[test]
+fn a_plain_job_run_while_a_scope_waits_does_not_see_the_callers_context() {
+    let (sender, seen) = std::sync::mpsc::channel();
+    let left = one_thread().install(move || {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            USER.set("caller");
+            contextvars::rayon::scope(move |s| {
+                s.spawn(|_| ());
+                // Queued last: the scope runs it first, while it waits for its spawn.
+                rayon::spawn(foreign_job(sender));
+            });
+        });
+        ctx.get(&USER)
+    });
+    assert_eq!(seen.recv().unwrap(), ("nobody", true));
+    assert_eq!(left, "caller");
+}
+
+#[test]
+fn a_plain_job_run_while_a_parallel_iterator_waits_does_not_see_the_callers_context() {
+    let (sender, seen) = std::sync::mpsc::channel();
+    let left = one_thread().install(move || {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            USER.set("caller");
+            // Two items, split in two halves: the first queues a plain job, which the
+            // iterator runs on this thread while it waits for the second half.
+            (0..2u32).into_par_iter().with_context().for_each(|item| {
+                if item == 0 {
+                    rayon::spawn(foreign_job(sender.clone()));
+                }
+            });
+        });
+        ctx.get(&USER)
+    });
+    assert_eq!(seen.recv().unwrap(), ("nobody", true));
+    assert_eq!(left, "caller");
+}

@@ -29,6 +29,9 @@ pub(crate) enum Entered {
     RunInAsync,
     /// A `Scope` future being polled.
     Scope,
+    /// Nothing, while the code that had a context here waits in a parallel call that may
+    /// run other jobs on this thread (see [`without_context`]).
+    Vacated,
 }
 
 /// The task a frame belongs to: the tokio task that entered it, `None` outside any task.
@@ -100,7 +103,9 @@ impl Frame {
     /// frame is not the root frame of a pool thread.
     #[inline(always)]
     fn is_owned(&self) -> bool {
-        is_running(&self.owner) && !(self.entered == Entered::Root && on_rayon_worker())
+        is_running(&self.owner)
+            && self.entered != Entered::Vacated
+            && !(self.entered == Entered::Root && on_rayon_worker())
     }
 }
 
@@ -142,8 +147,8 @@ pub(crate) fn has_context() -> bool {
 enum Refused {
     /// The frame is borrowed by a `get` that is cloning a value.
     Reentrant,
-    /// The running code has no context of its own.
-    NoContext,
+    /// The running code has no context of its own; `job`: it is a job of a parallel pool.
+    NoContext { job: bool },
 }
 
 /// Calls `f` with the current context's map to change it; returns the context's identity
@@ -166,7 +171,7 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
     let result = CURRENT.try_with(|frame| {
         let Ok(mut frame) = frame.try_borrow_mut() else { return Err(Refused::Reentrant) };
         if !frame.is_owned() {
-            return Err(Refused::NoContext);
+            return Err(Refused::NoContext { job: frame.entered == Entered::Vacated || on_rayon_worker() });
         }
         let frame = &mut *frame;
         if frame.id == 0 {
@@ -177,7 +182,7 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
     match result {
         Ok(Ok(result)) => result,
         Ok(Err(Refused::Reentrant)) => reentrant_write(name),
-        Ok(Err(Refused::NoContext)) => no_context_write(name),
+        Ok(Err(Refused::NoContext { job })) => no_context_write(name, job),
         Err(_) => {
             let mut scratch = Map::EMPTY;
             let result = (f.take().expect("called once"))(&mut scratch, 0);
@@ -206,8 +211,8 @@ pub(crate) fn in_get() -> bool {
 
 #[cold]
 #[track_caller]
-fn no_context_write(name: &'static str) -> ! {
-    if on_rayon_worker() {
+fn no_context_write(name: &'static str, job: bool) -> ! {
+    if job {
         panic!(
             "contextvars: `{name}.set()` in a rayon job that has no context of its own. The value \
              would leak into every later job on this pool thread. Run the parallel work with \
@@ -332,6 +337,68 @@ fn reentrant_enter() -> ! {
          function) from inside the `Clone` of a value that `get` is cloning; enter it before or \
          after the `get`, or read the value with `with`, which does not hold the context"
     )
+}
+
+/// Runs `f` with the thread's current context put away: code that runs in `f` outside a
+/// context of its own reads defaults and its `set` panics, naming the `contextvars::rayon`
+/// adapters. The previous state is restored after, also by panic.
+///
+/// For a parallel call that waits on this thread (`rayon::join`, `rayon::scope`, a parallel
+/// iterator): while it waits, the pool may run other jobs here, and those must not see, nor
+/// set, the context of the code that called it. The caller's own code that runs in `f`
+/// without waiting (a nested iterator's delivery) takes the context back with
+/// [`as_caller`].
+///
+/// ```
+/// use contextvars_runtime::{ContextVar, as_caller, without_context};
+/// static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
+/// USER.set("ada");
+/// assert_eq!(without_context(|| USER.get()), "nobody");
+/// assert_eq!(without_context(|| as_caller(|| USER.get())), "ada");
+/// assert_eq!(USER.get(), "ada");
+/// ```
+#[doc(hidden)]
+pub fn without_context<R>(f: impl FnOnce() -> R) -> R {
+    // A frame the running code does not own is hidden from the pool's jobs already; one put
+    // away stays so. Thus a put-away frame is always one the caller owned (see `as_caller`).
+    let _vacated = Mark::new(|frame| frame.is_owned().then_some(Entered::Vacated));
+    f()
+}
+
+/// Inside [`without_context`], runs `f` in the context that was put away (elsewhere, runs
+/// `f` as it is): for the caller's own code, not for jobs of the pool.
+#[doc(hidden)]
+pub fn as_caller<R>(f: impl FnOnce() -> R) -> R {
+    let _back = Mark::new(|frame| (frame.entered == Entered::Vacated).then_some(Entered::Run));
+    f()
+}
+
+/// Changes how the thread's frame counts as entered, for the guard's lifetime.
+struct Mark(Option<Entered>);
+
+impl Mark {
+    /// `change` gives the new kind from the frame, or `None` to leave it.
+    fn new(change: impl FnOnce(&Frame) -> Option<Entered>) -> Mark {
+        let previous = CURRENT.try_with(|frame| {
+            // Borrowed only inside a `get`'s `Clone`: leave the frame alone there.
+            let mut frame = frame.try_borrow_mut().ok()?;
+            let new = change(&frame)?;
+            Some(std::mem::replace(&mut frame.entered, new))
+        });
+        Mark(previous.ok().flatten())
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0 {
+            let _ = CURRENT.try_with(|frame| {
+                if let Ok(mut frame) = frame.try_borrow_mut() {
+                    frame.entered = previous;
+                }
+            });
+        }
+    }
 }
 
 /// How many rounds of drops may set values whose drops set values again (see

@@ -54,6 +54,8 @@ mod var;
 
 pub use changes::Changes;
 pub use context::Context;
+#[doc(hidden)]
+pub use current::{as_caller, without_context};
 pub use error::Error;
 pub use fork::Fork;
 #[cfg(feature = "tokio")]

@@ -64,3 +64,18 @@ fn a_thread_that_is_not_a_pool_worker_keeps_its_own_context() {
     .unwrap();
     assert_eq!(seen, "mine");
 }
+
+#[test]
+fn a_job_without_a_context_gains_none_from_a_nested_delivery() {
+    let pool = pool();
+    let outcome = pool.install(|| {
+        contextvars_runtime::without_context(|| {
+            contextvars_runtime::as_caller(|| {
+                catch_unwind(|| USER.set("leak")).map(drop).map_err(panic_message)
+            })
+        })
+    });
+    let message = outcome.expect_err("the worker's own context stays out of reach");
+    assert!(message.contains("contextvars::rayon::join"), "{message}");
+    assert_eq!(pool.install(|| USER.get()), "nobody");
+}
