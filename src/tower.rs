@@ -23,6 +23,11 @@
 //! when the server drops the response, whichever comes first; the values only this request
 //! held are dropped then.
 //!
+//! So a middleware inside the layer, which runs on once the handler's future has returned
+//! the response, sees what the handler set but not what the body sets later (nothing is
+//! polled after the body): read such values in the body itself. Each frame sees what the
+//! frames before it set.
+//!
 //! The response type therefore becomes `http::Response<ScopedBody<B>>`. `Router::layer`
 //! accepts that as it is; a whole `Router` served by `axum::serve` wants axum's own
 //! `Response` back, which `.map_response(IntoResponse::into_response)` outside the layer
