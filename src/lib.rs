@@ -98,6 +98,8 @@
 //!   nothing; [`merge_back`](JoinHandle::merge_back) there panics. The bodies of
 //!   `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's
 //!   context and can `set` freely.
+//!   What a task blocks on itself (`block_in_place(|| Handle::current().block_on(fut))`,
+//!   `futures::executor::block_on(fut)`) is that task's code and has its context.
 //! * **rayon** (feature `rayon`): a job on a pool thread outside any context reads
 //!   defaults and its `set` panics, rather than writing the pool thread's own context, which
 //!   every later job on it would read. Give jobs a context with the `contextvars::rayon`

@@ -276,3 +276,51 @@ fn after() -> contextvars::Context {
     ctx.run(|| USER.set("changed"));
     ctx
 }
+
+/// Code a task runs inside `block_in_place(|| Handle::block_on(..))` or a foreign
+/// `block_on` is still that task's code: it reads and writes the task's context.
+#[test]
+fn a_tasks_own_nested_block_on_keeps_its_context() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let (in_place, foreign) = runtime.block_on(async {
+        contextvars::spawn(async {
+            USER.set("ada");
+            let in_place = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let seen = USER.get();
+                    USER.set("bob");
+                    seen
+                })
+            });
+            let foreign = futures::executor::block_on(async { USER.get() });
+            (in_place, foreign)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!((in_place, foreign), ("ada", "bob"));
+}
+
+/// A `Scope` polled by one plain task, then moved to another and finished there, keeps
+/// its context across the move.
+#[test]
+fn a_scope_moved_between_plain_tasks_keeps_its_context() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let seen = runtime.block_on(async {
+        let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
+        let mut scope = Box::pin(contextvars::Context::new().scope(async move {
+            USER.set("ada");
+            resumed.await.unwrap();
+            USER.get()
+        }));
+        let scope = tokio::spawn(async move {
+            assert!(futures::poll!(scope.as_mut()).is_pending());
+            scope
+        })
+        .await
+        .unwrap();
+        resume.send(()).unwrap();
+        tokio::spawn(scope).await.unwrap()
+    });
+    assert_eq!(seen, "ada");
+}
