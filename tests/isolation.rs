@@ -313,9 +313,10 @@ fn a_scope_moved_between_plain_tasks_keeps_its_context() {
             resumed.await.unwrap();
             USER.get()
         }));
-        let scope = tokio::spawn(async move {
+        // Handed back in a tuple: the first task's output is the moved scope, not awaited.
+        let (scope,) = tokio::spawn(async move {
             assert!(futures::poll!(scope.as_mut()).is_pending());
-            scope
+            (scope,)
         })
         .await
         .unwrap();
