@@ -1,0 +1,85 @@
+//! The two servers the request benches compare: an axum hello-world with an access log,
+//! with contextvars (a `ContextLayer`, three variables set per request, the log line read
+//! from them) and without (the same log line from local variables).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use contextvars::ContextVar;
+use contextvars::tower::ContextLayer;
+
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id", || 0);
+static USER: ContextVar<String> = ContextVar::new("user", String::new);
+static HANDLER: ContextVar<&'static str> = ContextVar::new("handler", || "");
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn user_of(request: &Request) -> String {
+    request.headers().get("x-user").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned()
+}
+
+/// The access log line; `black_box` stands for the write to a log sink, the same in both.
+fn log_line(id: u64, user: &str, handler: &str, status: u16, elapsed: Duration) {
+    black_box(format!("id={id} user={user} handler={handler} status={status} took={elapsed:?}"));
+}
+
+/// With contextvars: the middleware sets two variables, the handler the third, and the log
+/// line is written from what the context holds after the handler.
+async fn access_log_contextvars(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    REQUEST_ID.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    USER.set(user_of(&request));
+    let response = next.run(request).await;
+    USER.with(|user| {
+        log_line(REQUEST_ID.get(), user, HANDLER.get(), response.status().as_u16(), start.elapsed())
+    });
+    response
+}
+
+async fn hello_contextvars() -> &'static str {
+    HANDLER.set("hello");
+    "hello, world"
+}
+
+/// Without: the same work, the values carried in local variables.
+async fn access_log_plain(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let user = user_of(&request);
+    let response = next.run(request).await;
+    log_line(id, &user, "hello", response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn hello_plain() -> &'static str {
+    "hello, world"
+}
+
+/// The server with contextvars.
+pub fn with_contextvars() -> Router {
+    Router::new()
+        .route("/", get(hello_contextvars))
+        .layer(middleware::from_fn(access_log_contextvars))
+        .layer(ContextLayer::new())
+}
+
+/// The same server without.
+pub fn plain() -> Router {
+    Router::new().route("/", get(hello_plain)).layer(middleware::from_fn(access_log_plain))
+}
+
+/// The server with contextvars, its response bodies not wrapped
+/// ([`ContextLayer::for_any_response`]).
+#[allow(dead_code, reason = "only `benches/request.rs` compares it")]
+pub fn with_contextvars_any_response() -> Router {
+    Router::new()
+        .route("/", get(hello_contextvars))
+        .layer(middleware::from_fn(access_log_contextvars))
+        .layer(ContextLayer::new().for_any_response())
+}
