@@ -33,6 +33,7 @@
 //! CR or LF.
 
 mod baggage;
+mod call;
 mod incoming;
 mod outgoing;
 mod registry;
@@ -192,39 +193,6 @@ fn back_header(start: &Context) -> Option<http::HeaderValue> {
         }
     }
     back.to_header_value()
-}
-
-/// Merges a [`BACK_HEADER`] into the current context as a join merges a child: `fork` is the
-/// caller's context when the request left.
-fn merge_back(fork: &Context, headers: &http::HeaderMap) {
-    let received = Baggage::parse(headers.get_all(BACK_HEADER).iter().map(|value| value.as_bytes()));
-    if received.is_empty() {
-        return;
-    }
-    let mut child = fork.clone();
-    child.run(|| {
-        for entry in received.iter() {
-            let accepted: Vec<_> =
-                registry::find(entry.key()).iter().filter(|var| var.accepts_back_from_remote()).collect();
-            if accepted.is_empty() {
-                tracing::warn!(
-                    target: "contextvars::baggage",
-                    key = entry.key(),
-                    "ignored a value sent back for a variable not declared `back_from_remote = true`"
-                );
-            }
-            for var in accepted {
-                if var.text_in(fork).as_deref() != Some(entry.value()) && !var.set_text(entry.value()) {
-                    tracing::warn!(
-                        target: "contextvars::baggage",
-                        key = entry.key(),
-                        "ignored a value sent back: not one of the variable's type"
-                    );
-                }
-            }
-        }
-    });
-    Changes::between(fork, &child).apply();
 }
 
 struct Headers<'a>(&'a http::HeaderMap);

@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::Context;
+use super::call::Call;
 
 /// A tower [`Layer`] for HTTP clients (hyper, tonic, any `tower::Service` of
 /// `http::Request`s): [`inject`](super::inject)s the caller's context into every request, and
@@ -88,8 +88,8 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> OutgoingFuture<S::Future> {
-        super::inject(request.headers_mut());
-        OutgoingFuture { inner: self.inner.call(request), fork: Context::current() }
+        let call = Call::start(request.headers_mut());
+        OutgoingFuture { inner: self.inner.call(request), call }
     }
 }
 
@@ -99,7 +99,7 @@ pin_project_lite::pin_project! {
     pub struct OutgoingFuture<F> {
         #[pin]
         inner: F,
-        fork: Context,
+        call: Call,
     }
 }
 
@@ -116,7 +116,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
-        super::merge_back(this.fork, response.headers());
+        this.call.finish(response.headers());
         Poll::Ready(Ok(response))
     }
 }
