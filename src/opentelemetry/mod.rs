@@ -35,6 +35,10 @@
 mod baggage;
 mod call;
 mod incoming;
+#[cfg(feature = "tonic")]
+mod interceptor;
+#[cfg(feature = "reqwest")]
+mod middleware;
 mod outgoing;
 mod registry;
 mod value;
@@ -47,6 +51,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 pub use baggage::{Baggage, Entry, InvalidKey, MAX_BYTES, MAX_ENTRIES};
 pub use incoming::{IncomingLayer, IncomingService};
+#[cfg(feature = "tonic")]
+pub use interceptor::OutgoingInterceptor;
+#[cfg(feature = "reqwest")]
+pub use middleware::OutgoingMiddleware;
 pub use outgoing::{OutgoingFuture, OutgoingLayer, OutgoingService};
 #[doc(hidden)]
 pub use registry::Registered;
