@@ -152,8 +152,52 @@
 //! (`traceparent`, `tracestate`) beside it; [`#[context_var(baggage = "…", back_from_remote =
 //! true)]`](context_var) also lets a called service send its changes back, merged into the
 //! caller like a join (a non-standard response header, opt-in per variable). The server
-//! reads the headers with `opentelemetry::IncomingLayer` (a `ContextLayer` that reads them),
-//! the client writes them with `opentelemetry::OutgoingLayer` or `opentelemetry::inject`.
+//! reads the headers with `opentelemetry::IncomingLayer` (a `ContextLayer` that reads them,
+//! for axum, hyper and tonic servers). The client writes them, and merges what comes back,
+//! with:
+//!
+//! * `opentelemetry::OutgoingLayer`, a tower layer: hyper, and tonic around the `Channel`;
+//! * `opentelemetry::OutgoingMiddleware` (feature `reqwest`), for a `reqwest-middleware`
+//!   client;
+//! * `opentelemetry::OutgoingInterceptor` (feature `tonic`), a tonic interceptor: it writes
+//!   them but brings nothing back;
+//! * `opentelemetry::inject` into any `http::HeaderMap`.
+//!
+//! ```
+//! # #[cfg(feature = "reqwest")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), reqwest_middleware::Error> {
+//! use contextvars::context_var;
+//! use contextvars::opentelemetry::{IncomingLayer, OutgoingMiddleware};
+//! use reqwest_middleware::{ClientBuilder, reqwest};
+//!
+//! #[context_var(baggage = "user.id")]                          // travels to every callee
+//! static USER: Option<String>;
+//! #[context_var(baggage = "db.rows", back_from_remote = true)] // and comes back from them
+//! static ROWS: u64;
+//!
+//! async fn rows() -> String {
+//!     ROWS.set(ROWS.get() + 3);
+//!     format!("rows of {}", USER.get().unwrap_or_default())
+//! }
+//!
+//! // A backend on loopback, serving each request in a context that holds the caller's baggage.
+//! let backend = axum::Router::new().route("/rows", axum::routing::get(rows)).layer(IncomingLayer::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let url = format!("http://{}/rows", listener.local_addr().unwrap());
+//! tokio::spawn(async move { axum::serve(listener, backend).await });
+//!
+//! // A reqwest client: the caller's context goes out, the backend's changes come back.
+//! let reqwest = reqwest::Client::builder().no_proxy().build()?;
+//! let client = ClientBuilder::new(reqwest).with(OutgoingMiddleware::new()).build();
+//! USER.set(Some("ada".into()));
+//! assert_eq!(client.get(&url).send().await?.text().await?, "rows of ada");
+//! assert_eq!(ROWS.get(), 3); // what the backend counted came back
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "reqwest"))]
+//! # fn main() {}
+//! ```
 //!
 //! Entries no variable declares are forwarded, never turned into variables; a value sent
 //! back for a variable not declared `back_from_remote = true` is ignored. See the module
@@ -173,6 +217,12 @@
 //! * `opentelemetry`: `opentelemetry`, variables across services in the W3C `baggage`
 //!   header, the trace context with them, and values back over the wire (see
 //!   [Across services](#across-services)).
+//! * `reqwest`: `opentelemetry` plus `opentelemetry::OutgoingMiddleware` for
+//!   `reqwest-middleware` clients (reqwest without default features: the application's own
+//!   reqwest dependency chooses TLS and HTTP/2).
+//! * `tonic`: `opentelemetry` plus `opentelemetry::OutgoingInterceptor`, a tonic interceptor
+//!   (tonic without its transport). A tonic `Channel` needs no feature beyond `opentelemetry`:
+//!   `opentelemetry::OutgoingLayer` wraps it.
 //! * `services-example`: only builds `examples/services.rs` (it adds SQLite); not for
 //!   library users.
 #![forbid(unsafe_code)]

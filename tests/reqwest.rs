@@ -12,7 +12,7 @@ use axum::routing::get;
 use contextvars::opentelemetry::{
     BACK_HEADER, Baggage, FORWARDED, IncomingLayer, OutgoingMiddleware, TRACE_CONTEXT,
 };
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, reqwest};
 
 use remote::{CACHE_HIT, Gate, ROWS, TENANT, TRACE_ID, USER};
 
@@ -45,6 +45,7 @@ async fn serve(gate: Gate) -> SocketAddr {
     addr
 }
 
+/// reqwest as `reqwest-middleware` brings it: no TLS, no HTTP/2; no proxy for loopback.
 fn client() -> ClientWithMiddleware {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     ClientBuilder::new(client).with(OutgoingMiddleware::new()).build()

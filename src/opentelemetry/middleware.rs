@@ -19,11 +19,14 @@ use super::call::Call;
 /// does there. A request dropped before its response (a timeout, a `select!`) lands nothing.
 /// What comes back is merged as soon as the response's head arrives, before its body is read.
 ///
-/// Put it after a retry middleware (`.with(retry).with(OutgoingMiddleware::new())`) so that
-/// every attempt carries the headers and only the answered one merges.
+/// Behind a retry middleware (`.with(retry).with(OutgoingMiddleware::new())`) every attempt
+/// carries the headers, and every attempt that gets a response, whatever its status, merges
+/// what that response brought back.
 ///
-/// ```no_run
-/// use contextvars::{context_var, opentelemetry::OutgoingMiddleware};
+/// ```
+/// use axum::{Router, routing::get};
+/// use contextvars::context_var;
+/// use contextvars::opentelemetry::{IncomingLayer, OutgoingMiddleware};
 /// use reqwest_middleware::{ClientBuilder, reqwest};
 ///
 /// #[context_var(baggage = "user.id")]
@@ -31,14 +34,26 @@ use super::call::Call;
 /// #[context_var(baggage = "db.rows", back_from_remote = true)]
 /// static ROWS: u64;
 ///
+/// /// The backend's handler: sees the caller's user, counts rows that go back to the caller.
+/// async fn orders() -> String {
+///     ROWS.set(ROWS.get() + 3);
+///     format!("orders of {}", USER.get().unwrap_or_default())
+/// }
+///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), reqwest_middleware::Error> {
-/// let client = ClientBuilder::new(reqwest::Client::new()).with(OutgoingMiddleware::new()).build();
+/// let backend = Router::new().route("/orders", get(orders)).layer(IncomingLayer::new());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let url = format!("http://{}/orders", listener.local_addr().unwrap());
+/// tokio::spawn(async move { axum::serve(listener, backend).await });
 ///
+/// let reqwest = reqwest::Client::builder().no_proxy().build()?; // loopback: no proxy
+/// let client = ClientBuilder::new(reqwest).with(OutgoingMiddleware::new()).build();
 /// USER.set(Some("ada".into())); // sent as `baggage: user.id=ada`
-/// let response = client.get("http://127.0.0.1:3000/orders").send().await?;
-/// // What the server's handler set in `ROWS` (an `IncomingLayer` sends it back) is here now.
-/// println!("{} rows, {}", ROWS.get(), response.text().await?);
+/// ROWS.set(1);
+/// let reply = client.get(url).send().await?.text().await?;
+/// assert_eq!(reply, "orders of ada");
+/// assert_eq!(ROWS.get(), 4); // the backend's 3 rows came back, merged like a join
 /// # Ok(())
 /// # }
 /// ```

@@ -18,12 +18,13 @@
 //!   on, never turned into variables. `traceparent`/`tracestate` are read by
 //!   `opentelemetry_sdk`'s `TraceContextPropagator` into [`TRACE_CONTEXT`].
 //! * **Outgoing**: [`inject`] writes the declared variables' current values, the forwarded
-//!   entries and the trace context into an `http::HeaderMap`; [`OutgoingLayer`] does it for
-//!   every request of a tower client (hyper, tonic).
+//!   entries and the trace context into an `http::HeaderMap`; the client integrations do it
+//!   for every request (see [Clients](#clients)).
 //! * **Back over the wire** (not a W3C standard): a server answers with the
 //!   `back_from_remote` variables its handler changed in the [`BACK_HEADER`] response header,
 //!   encoded like a `baggage` header (`key=percent-encoded-value`, comma-separated);
-//!   [`OutgoingLayer`] merges them into the caller by the three-way merge of a join. A key
+//!   [`OutgoingLayer`] and `OutgoingMiddleware` merge them into the caller by the three-way
+//!   merge of a join. A key
 //!   the caller did not declare with `back_from_remote = true` is ignored: a remote service
 //!   never sets any other variable.
 //!
@@ -31,6 +32,85 @@
 //! [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes travel, entries past them or invalid are
 //! dropped with a `tracing` warning, the request never fails, and no output header holds a
 //! CR or LF.
+//!
+//! # Clients
+//!
+//! | client | integration | what the server sends back |
+//! | --- | --- | --- |
+//! | hyper, any tower `Service` of `http::Request`s | [`OutgoingLayer`] | merged into the caller |
+//! | tonic: a `Channel`, so any generated client | [`OutgoingLayer`] around the channel | merged into the caller |
+//! | reqwest, through `reqwest-middleware` | `OutgoingMiddleware` (feature `reqwest`) | merged into the caller |
+//! | tonic, as an interceptor | `OutgoingInterceptor` (feature `tonic`) | ignored: an interceptor never sees the response |
+//! | any other | [`inject`] into the request's headers | ignored |
+//!
+//! They all send the values of the code that makes the call and merge into it when it awaits
+//! the response: called from a task spawned with `contextvars::spawn`, that task's. From a
+//! plain `tokio::spawn` task (no context of its own) a request carries no variable, and a
+//! value sent back panics, naming the fix, as [`ContextVar::set`] does there. A request
+//! dropped before its response (a timeout, a `select!`) lands nothing. On the server, put
+//! [`IncomingLayer`] outermost: in axum's `Router::layer`, in tonic's
+//! `Server::builder().layer(..)`.
+//!
+//! tonic, both sides (the generated `GreeterClient::new(channel)` takes the wrapped channel as
+//! it takes the channel itself):
+//!
+//! ```no_run
+//! use contextvars::opentelemetry::{IncomingLayer, OutgoingLayer};
+//! use tonic::transport::{Channel, Server};
+//! use tower::Layer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tonic::transport::Error> {
+//! // The server: every call runs in a fresh context holding the caller's baggage.
+//! let server = Server::builder().layer(IncomingLayer::new());
+//! // then `server.add_service(GreeterServer::new(MyGreeter)).serve(addr)`, as usual.
+//! # let _ = server;
+//!
+//! // The client: the caller's context goes out, what the server changed comes back.
+//! let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! let client = tonic::client::Grpc::new(OutgoingLayer::new().layer(channel));
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! reqwest (feature `reqwest`; a whole round trip is in `OutgoingMiddleware`'s docs):
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), reqwest_middleware::Error> {
+//! use contextvars::opentelemetry::OutgoingMiddleware;
+//! use reqwest_middleware::{ClientBuilder, reqwest};
+//!
+//! let client = ClientBuilder::new(reqwest::Client::new()).with(OutgoingMiddleware::new()).build();
+//! let orders = client.get("http://127.0.0.1:3000/orders").send().await?.text().await?;
+//! # let _ = orders;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "reqwest"))]
+//! # fn main() {}
+//! ```
+//!
+//! A tonic interceptor (feature `tonic`), for a client built with `with_interceptor`; it
+//! sends, but brings nothing back:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tonic")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tonic::transport::Error> {
+//! use contextvars::opentelemetry::OutgoingInterceptor;
+//! use tonic::service::interceptor::InterceptedService;
+//!
+//! let channel = tonic::transport::Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! // What `GreeterClient::with_interceptor(channel, OutgoingInterceptor::new())` builds.
+//! let client = tonic::client::Grpc::new(InterceptedService::new(channel, OutgoingInterceptor::new()));
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tonic"))]
+//! # fn main() {}
+//! ```
 
 mod baggage;
 mod call;
