@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The difference of the two totals divided by 100,000 is the count per operation, setup
-//! excluded. Operations: `get`, `set` (in place, token dropped), `set_after_snapshot`
+//! excluded. Operations: `get`, `set` (in place, token dropped), `current`
+//! (`Context::current()` and its drop), `set_after_snapshot`
 //! (`Context::current()`, `set`, both dropped), at `n` variables set. Under `cargo bench`
 //! (no operation named) it does nothing.
 
@@ -49,13 +50,16 @@ fn main() {
         "set" => (0..iterations).for_each(|i| {
             var.set(black_box(i));
         }),
+        "current" => (0..iterations).for_each(|_| {
+            drop(black_box(Context::current()));
+        }),
         "set_after_snapshot" => (0..iterations).for_each(|i| {
             let snapshot = Context::current();
             let token = var.set(black_box(i));
             drop(token);
             drop(snapshot);
         }),
-        other => panic!("unknown operation {other}: get, set or set_after_snapshot"),
+        other => panic!("unknown operation {other}: get, set, current or set_after_snapshot"),
     });
     println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
 }

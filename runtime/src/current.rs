@@ -151,8 +151,9 @@ enum Refused {
     NoContext { job: bool },
 }
 
-/// Calls `f` with the current context's map to change it; returns the context's identity
-/// (assigned now if it had none) with `f`'s result. `name` is the variable's, for messages.
+/// Calls `f` with the current context's map to change it, and the context's identity
+/// (assigned now if it had none); returns `f`'s result. `name` is the variable's, for
+/// messages.
 ///
 /// During thread teardown (a value's `Drop` run as the thread's context is destroyed) there
 /// is no context left: `f` gets a scratch map that is released right after, and the
@@ -164,31 +165,50 @@ enum Refused {
 /// `get` runs; at the caller's location.
 #[inline(always)]
 #[track_caller]
-pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -> (u64, R) {
+pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -> R {
     let mut f = Some(f);
-    // The closure only reports a refusal: a panic from inside it would point at this file,
-    // `#[track_caller]` does not reach into closures.
-    let result = CURRENT.try_with(|frame| {
-        let Ok(mut frame) = frame.try_borrow_mut() else { return Err(Refused::Reentrant) };
+    // Only `f`'s result comes back, and only the panics are out of line: a result wrapped
+    // with the refusals (or with the identity), or handed back by an out-of-line call, went
+    // through the stack and stalled on store forwarding.
+    let written = CURRENT.try_with(|frame| {
+        let mut frame = frame.try_borrow_mut().ok()?;
         if !frame.is_owned() {
-            return Err(Refused::NoContext { job: frame.entered == Entered::Vacated || on_rayon_worker() });
+            return None;
         }
         let frame = &mut *frame;
         if frame.id == 0 {
             frame.id = fresh_id();
         }
-        Ok((frame.id, (f.take().expect("called once"))(&mut frame.map, frame.id)))
+        Some((f.take()?)(&mut frame.map, frame.id))
     });
-    match result {
-        Ok(Ok(result)) => result,
-        Ok(Err(Refused::Reentrant)) => reentrant_write(name),
-        Ok(Err(Refused::NoContext { job })) => no_context_write(name, job),
+    match written {
+        Ok(Some(result)) => result,
+        Ok(None) => refused_write(name),
         Err(_) => {
             let mut scratch = Map::EMPTY;
             let result = (f.take().expect("called once"))(&mut scratch, 0);
             drop_outside(scratch);
-            (0, result)
+            result
         }
+    }
+}
+
+/// Panics for a write that [`write`] refused: from a `get`'s `Clone`, or from code without a
+/// context of its own.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn refused_write(name: &'static str) -> ! {
+    // The closure only reports the refusal: a panic from inside it would point at this file,
+    // `#[track_caller]` does not reach into closures.
+    let refused = CURRENT.try_with(|frame| {
+        let Ok(frame) = frame.try_borrow_mut() else { return Refused::Reentrant };
+        Refused::NoContext { job: frame.entered == Entered::Vacated || on_rayon_worker() }
+    });
+    match refused {
+        Ok(Refused::Reentrant) => reentrant_write(name),
+        Ok(Refused::NoContext { job }) => no_context_write(name, job),
+        Err(_) => unreachable!("`write` found the thread's context, which lives until the thread ends"),
     }
 }
 

@@ -230,7 +230,7 @@ impl<V> Map<V> {
     /// The value under `key` if nothing that holds it is shared with another map: then the
     /// value may be replaced (or, if it is not shared either, overwritten) in place. The
     /// fast path of `set`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unique_mut(&mut self, key: u32) -> Option<&mut V> {
         if let Some(recent) = &mut self.recent
             && let Some(i) = recent.find(key)

@@ -222,8 +222,7 @@ fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn An
             map.update_marked(key, value::flags(!not_inherited), Mark::Set, &mut displaced, |_| ());
         }
         Ok((replaced, displaced))
-    })
-    .1?;
+    })?;
     // Dropped with the context released: a replaced value's `Drop` may read variables.
     drop(replaced);
     Ok(())

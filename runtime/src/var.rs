@@ -319,30 +319,48 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     #[track_caller]
     pub fn set(&'static self, value: T) -> Token<T> {
         let key = self.key();
-        // The closures of `get` and `set` are inlined into the thread-context access: returned
-        // from a call, their result went through the stack and stalled on store forwarding
-        // (`set` took three times as long).
-        let (context, (prev, displaced)) = current::write(
+        // The closures of `get` and `set` are inlined into the thread-context access, and the
+        // token of an in-place write is built there and comes back alone: returned from a
+        // call, or wrapped with what else a write let go of, it went through the stack and
+        // stalled on store forwarding (`set` took three times as long).
+        let in_place = current::write(
             self.name,
             #[inline(always)]
-            |map, _| {
+            |map, context| {
                 // Nobody else holds this value: overwrite it in place, no allocation.
-                if let Some(old) = map.unique_mut(key).and_then(|stored| value::typed_mut(self, stored)) {
-                    return (Prev::Owned(std::mem::replace(old, value)), Vec::new());
-                }
-                let mut displaced = Vec::new();
-                let prev = map.update(key, value::flags(self.inherit), &mut displaced, |slot| {
-                    match slot.replace(value::store(self, value)) {
-                        Some(shared) => Prev::Shared(shared),
-                        None => Prev::Unset,
+                match map.unique_mut(key).and_then(|stored| value::typed_mut(self, stored)) {
+                    Some(current) => {
+                        Ok(Token::new(self, context, Prev::Owned(std::mem::replace(current, value))))
                     }
-                });
-                (prev, displaced)
+                    None => Err(value),
+                }
             },
         );
-        // Dropped with the context released: a `Drop` may read context variables.
+        match in_place {
+            Ok(token) => token,
+            Err(value) => self.set_stored(key, value),
+        }
+    }
+
+    /// The rest of [`set`](Self::set): stores `value` anew, replacing (not overwriting) what
+    /// the context held. Out of line: it allocates anyway, and the in-place path stays short.
+    #[inline(never)]
+    #[track_caller]
+    fn set_stored(&'static self, key: u32, value: T) -> Token<T> {
+        // What the map lets go of besides the replaced value (see `Map::update`), dropped
+        // with the context released: a `Drop` may read context variables.
+        let mut displaced = Vec::new();
+        let token = current::write(self.name, |map, context| {
+            let prev = map.update(key, value::flags(self.inherit), &mut displaced, |slot| {
+                match slot.replace(value::store(self, value)) {
+                    Some(shared) => Prev::Shared(shared),
+                    None => Prev::Unset,
+                }
+            });
+            Token::new(self, context, prev)
+        });
         drop(displaced);
-        Token::new(self, context, prev)
+        token
     }
 
     /// Restores the value the variable had before the `set` that returned `token`, also
@@ -403,8 +421,7 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
                     Replaced::Shared(map.update(key, flags, &mut displaced, Option::take), displaced)
                 }
             })
-        })
-        .1;
+        });
         match outcome {
             Ok(replaced) => {
                 drop(replaced);

@@ -153,7 +153,7 @@ impl<V> Trie<V> {
     /// The value under `key` if no node on its path is shared with another map: then the
     /// value may be replaced (or, if it is not shared either, overwritten) in place. The fast
     /// path of `set`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn unique_mut(&mut self, key: u32) -> Option<&mut V> {
         if !covers(self.height, key) {
             return None;
