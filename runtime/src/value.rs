@@ -83,7 +83,7 @@ pub(crate) fn typed<'a, T: Clone + Send + Sync + 'static>(
     var: &'static ContextVar<T>,
     stored: &'a Value,
 ) -> Option<&'a T> {
-    if stored.key != var.key() {
+    if !var.has_key(stored.key) {
         return None;
     }
     let erased: *const Keyed<dyn Stored> = Arc::as_ptr(stored);
@@ -108,7 +108,7 @@ pub(crate) fn typed_mut<'a, T: Clone + Send + Sync + 'static>(
     stored: &'a mut Value,
 ) -> Option<&'a mut T> {
     let unique = Arc::get_mut(stored)?;
-    if unique.key != var.key() {
+    if !var.has_key(unique.key) {
         return None;
     }
     let concrete = unique as *mut Keyed<dyn Stored> as *mut Keyed<Typed<T>>;

@@ -539,6 +539,14 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         }
     }
 
+    /// Whether `key` is this variable's key: one load and one comparison, no key assigned
+    /// (a variable without one has no value stored anywhere, and no key matches it).
+    #[inline]
+    pub(crate) fn has_key(&self, key: u32) -> bool {
+        // Keys stay below `u32::MAX - 1`, so the sum does not wrap; the field holds key + 1.
+        self.key.load(Ordering::Relaxed) == key.wrapping_add(1)
+    }
+
     #[cold]
     fn assign_key(&self) -> u32 {
         let Some(fresh) = take_key(&NEXT_KEY) else {
