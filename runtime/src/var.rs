@@ -323,7 +323,7 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         // token of an in-place write is built there and comes back alone: returned from a
         // call, or wrapped with what else a write let go of, it went through the stack and
         // stalled on store forwarding (`set` took three times as long).
-        let in_place = current::write(
+        let written = current::write(
             self.name,
             #[inline(always)]
             |map, context| {
@@ -332,35 +332,39 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
                     Some(current) => {
                         Ok(Token::new(self, context, Prev::Owned(std::mem::replace(current, value))))
                     }
-                    None => Err(value),
+                    None => Err(self.store_anew(map, key, value, context)),
                 }
             },
         );
-        match in_place {
+        match written {
             Ok(token) => token,
-            Err(value) => self.set_stored(key, value),
+            Err((token, displaced)) => {
+                // Dropped with the context released: a `Drop` may read context variables.
+                drop(displaced);
+                token
+            }
         }
     }
 
     /// The rest of [`set`](Self::set): stores `value` anew, replacing (not overwriting) what
-    /// the context held. Out of line: it allocates anyway, and the in-place path stays short.
+    /// the context held; also returns what else the map let go of (see `Map::update`). Out
+    /// of line: it allocates anyway, and the in-place path stays short.
     #[inline(never)]
-    #[track_caller]
-    fn set_stored(&'static self, key: u32, value: T) -> Token<T> {
-        // What the map lets go of besides the replaced value (see `Map::update`), dropped
-        // with the context released: a `Drop` may read context variables.
+    fn store_anew(
+        &'static self,
+        map: &mut value::Map,
+        key: u32,
+        value: T,
+        context: u64,
+    ) -> (Token<T>, Vec<Value>) {
         let mut displaced = Vec::new();
-        let token = current::write(self.name, |map, context| {
-            let prev = map.update(key, value::flags(self.inherit), &mut displaced, |slot| {
-                match slot.replace(value::store(self, value)) {
-                    Some(shared) => Prev::Shared(shared),
-                    None => Prev::Unset,
-                }
-            });
-            Token::new(self, context, prev)
+        let prev = map.update(key, value::flags(self.inherit), &mut displaced, |slot| {
+            match slot.replace(value::store(self, value)) {
+                Some(shared) => Prev::Shared(shared),
+                None => Prev::Unset,
+            }
         });
-        drop(displaced);
-        token
+        (Token::new(self, context, prev), displaced)
     }
 
     /// Restores the value the variable had before the `set` that returned `token`, also
