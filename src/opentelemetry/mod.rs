@@ -227,7 +227,13 @@ pub fn extract(headers: &http::HeaderMap) {
 
 /// Writes the current context into `headers`: the declared variables that are set and the
 /// [`FORWARDED`] entries as `baggage`, the trace context (from [`TRACE_CONTEXT`], else
-/// OpenTelemetry's current context) as `traceparent`/`tracestate`. Replaces those headers.
+/// OpenTelemetry's current context) as `traceparent`/`tracestate`.
+///
+/// The entries of a `baggage` header already in `headers` (one the caller added to this
+/// request) are kept, in one `baggage` header with the context's; where both have a key,
+/// the context's value is sent. A `traceparent`/`tracestate` already there is replaced only
+/// when the context has a trace. Injecting twice (two integrations, or one around a retry)
+/// sends the same headers once.
 ///
 /// ```
 /// use contextvars::context_var;
@@ -236,11 +242,20 @@ pub fn extract(headers: &http::HeaderMap) {
 ///
 /// USER.set(Some("ada lovelace".into()));
 /// let mut headers = http::HeaderMap::new();
+/// headers.insert("baggage", "request.kind=batch,user.id=bob".parse().unwrap());
 /// contextvars::opentelemetry::inject(&mut headers);
-/// assert_eq!(headers["baggage"], "user.id=ada%20lovelace");
+/// assert_eq!(headers["baggage"], "request.kind=batch,user.id=ada%20lovelace");
 /// ```
 pub fn inject(headers: &mut http::HeaderMap) {
+    // The request's own entries first; then what the context sends, which wins on a key.
     let mut baggage = Baggage::clone(&FORWARDED.get());
+    if headers.contains_key(BAGGAGE_HEADER) {
+        let mut own = Baggage::from_headers(headers);
+        for entry in baggage.iter() {
+            own.put(entry.clone());
+        }
+        baggage = own;
+    }
     for var in declared() {
         if let Some(text) = var.text() {
             // Declared keys are tokens (the registry checked them).
