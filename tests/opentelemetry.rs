@@ -393,3 +393,23 @@ async fn a_builder_declared_variable_of_a_custom_type_travels() {
     bad.headers_mut().insert("baggage", "plan=gold".parse().unwrap());
     assert_eq!(call(&mut transport(addr), bad).await.body(), "Free", "a value not of the type is dropped");
 }
+
+#[test]
+fn forwarded_entries_at_the_limits_never_crowd_out_the_services_own_variables() {
+    // An upstream caller sends the most the specification lets through, all undeclared.
+    let many: Vec<String> = (0..MAX_ENTRIES).map(|i| format!("junk{i}=x")).collect();
+    let long = format!("junk={}", "x".repeat(MAX_BYTES - 10));
+    for upstream in [many.join(","), long] {
+        let mut headers = HeaderMap::new();
+        headers.insert("baggage", upstream.parse().unwrap());
+        contextvars::Context::new().run(|| {
+            contextvars::opentelemetry::extract(&headers);
+            USER.set(Some("ada".into()));
+            ROWS.set(10);
+            let mut out = HeaderMap::new();
+            contextvars::opentelemetry::inject(&mut out);
+            let sent = Baggage::from_headers(&out);
+            assert_eq!((sent.get("user.id"), sent.get("db.rows")), (Some("ada"), Some("10")));
+        });
+    }
+}

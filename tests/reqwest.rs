@@ -229,7 +229,7 @@ async fn a_baggage_header_set_on_the_request_is_kept_next_to_the_contexts() {
     USER.set(Some("ada".into()));
     let request = client().get(format!("http://{addr}/add")).header("baggage", "kind=batch,user.id=bob");
     assert!(request.send().await.unwrap().status().is_success());
-    assert_eq!(*seen.lock().unwrap(), ["kind=batch,user.id=ada"]);
+    assert_eq!(*seen.lock().unwrap(), ["user.id=ada,kind=batch"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,4 +297,37 @@ async fn a_hostile_back_header_sets_nothing_it_was_not_opened_to_and_never_panic
         assert_eq!(user.as_deref(), Some("ada"));
         assert_eq!(remote::TENANT.get(), "public");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_join_set_and_from_blocking_code_the_calls_send_and_merge_back_like_any_child() {
+    let (addr, seen) = serve_add().await;
+    let client = client();
+    USER.set(Some("ada".into()));
+    ROWS.set(10);
+
+    // Two calls from a JoinSet: each task sends the context it was spawned with, and its
+    // rows come back to it, then here through the join.
+    let mut set = contextvars::JoinSet::new();
+    for _ in 0..2 {
+        let client = client.clone();
+        set.spawn(async move { get_text(&client, addr, "/add").await });
+    }
+    while let Some(reply) = set.merge_back_next().await {
+        assert_eq!(reply.unwrap(), "counted");
+    }
+    assert_eq!(ROWS.get(), 16);
+
+    // reqwest's blocking client takes no middleware: blocking code runs the async client
+    // with `contextvars::block_on` on the blocking pool, in that thread's context.
+    let reply = contextvars::spawn_blocking(move || {
+        contextvars::block_on(async move { get_text(&client, addr, "/add").await })
+    })
+    .merge_back()
+    .await
+    .unwrap();
+    assert_eq!((reply.as_str(), ROWS.get()), ("counted", 19));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[..2], ["db.rows=10,user.id=ada", "db.rows=10,user.id=ada"]);
+    assert_eq!(seen[2], "cache.hit=true,db.rows=16,user.id=ada");
 }

@@ -165,3 +165,30 @@ async fn a_grpc_request_does_not_see_another_requests_baggage() {
     assert_eq!(count(&mut with).await.get_ref(), "ada|public|-");
     assert_eq!(count(&mut without).await.get_ref(), "|public|-");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_with_separators_controls_and_non_ascii_arrive_intact_in_metadata() {
+    let addr = serve().await;
+    let awkward = "ada, \"lovelace\"; x=1\r\ngrpc-status: 0 %41 Zürich";
+    USER.set(Some(awkward.into()));
+    let mut layered = tonic::client::Grpc::new(OutgoingLayer::new().layer(channel(addr).await));
+    assert_eq!(count(&mut layered).await.get_ref(), &format!("{awkward}|public|-"));
+    let mut intercepted =
+        tonic::client::Grpc::new(InterceptedService::new(channel(addr).await, OutgoingInterceptor::new()));
+    assert_eq!(count(&mut intercepted).await.get_ref(), &format!("{awkward}|public|-"));
+}
+
+#[test]
+fn the_interceptor_keeps_the_baggage_metadata_a_request_already_has() {
+    use tonic::service::Interceptor;
+
+    USER.set(Some("ada".into()));
+    let mut request = tonic::Request::new(());
+    request.metadata_mut().insert("baggage", "kind=batch,user.id=bob,bad=%zz".parse().unwrap());
+    request.metadata_mut().insert_bin("trace-bin", tonic::metadata::MetadataValue::from_bytes(b"\xff\x00"));
+    let request = OutgoingInterceptor::new().call(request).unwrap();
+    // The context's user wins; the invalid entry is dropped with a warning; nothing else is lost.
+    assert_eq!(request.metadata().get_all("baggage").iter().count(), 1);
+    assert_eq!(request.metadata().get("baggage").unwrap(), "user.id=ada,kind=batch");
+    assert_eq!(request.metadata().get_bin("trace-bin").unwrap().to_bytes().unwrap().as_ref(), b"\xff\x00");
+}

@@ -230,10 +230,12 @@ pub fn extract(headers: &http::HeaderMap) {
 /// OpenTelemetry's current context) as `traceparent`/`tracestate`.
 ///
 /// The entries of a `baggage` header already in `headers` (one the caller added to this
-/// request) are kept, in one `baggage` header with the context's; where both have a key,
-/// the context's value is sent. A `traceparent`/`tracestate` already there is replaced only
-/// when the context has a trace. Injecting twice (two integrations, or one around a retry)
-/// sends the same headers once.
+/// request) are kept, in the one `baggage` header written. On a key, and for the room
+/// within [`MAX_ENTRIES`] and [`MAX_BYTES`], the declared variables come first, then those
+/// entries, then the [`FORWARDED`] ones: an upstream caller's entries never crowd out this
+/// service's own. A `traceparent`/`tracestate` already there is replaced only when the
+/// context has a trace. Injecting twice (two integrations, or one around a retry) writes
+/// the same headers.
 ///
 /// ```
 /// use contextvars::context_var;
@@ -244,22 +246,23 @@ pub fn extract(headers: &http::HeaderMap) {
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("baggage", "request.kind=batch,user.id=bob".parse().unwrap());
 /// contextvars::opentelemetry::inject(&mut headers);
-/// assert_eq!(headers["baggage"], "request.kind=batch,user.id=ada%20lovelace");
+/// assert_eq!(headers["baggage"], "user.id=ada%20lovelace,request.kind=batch");
 /// ```
 pub fn inject(headers: &mut http::HeaderMap) {
-    // The request's own entries first; then what the context sends, which wins on a key.
-    let mut baggage = Baggage::clone(&FORWARDED.get());
-    if headers.contains_key(BAGGAGE_HEADER) {
-        let mut own = Baggage::from_headers(headers);
-        for entry in baggage.iter() {
-            own.put(entry.clone());
-        }
-        baggage = own;
-    }
+    // In order of precedence, which is also the order in which entries past the limits are
+    // left out: the service's own variables, then what the caller put on this request, then
+    // what an upstream caller sent (who could otherwise fill the header and crowd them out).
+    let mut baggage = Baggage::new();
     for var in declared() {
         if let Some(text) = var.text() {
             // Declared keys are tokens (the registry checked them).
             let _ = baggage.insert(var.key(), &text);
+        }
+    }
+    let own = headers.contains_key(BAGGAGE_HEADER).then(|| Baggage::from_headers(headers));
+    for entry in own.iter().flat_map(Baggage::iter).chain(FORWARDED.get().iter()) {
+        if baggage.get(entry.key()).is_none() {
+            baggage.put(entry.clone());
         }
     }
     headers.remove(BAGGAGE_HEADER);
