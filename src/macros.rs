@@ -36,7 +36,7 @@
 /// | `back = bool` | `true` | whether a child's changes flow back at a join ([`ContextVar::back`](crate::ContextVar::back)) |
 /// | `merge = path` | the child wins | `fn(base: &T, parent: &T, child: &T) -> T`, called when both sides changed the value ([`ContextVar::merge`](crate::ContextVar::merge)) |
 /// | `baggage = "key"` | not sent | feature `opentelemetry`: the variable travels to called services under this W3C `baggage` key ([`ContextVar::baggage`](crate::ContextVar::baggage)), and is registered for the integrations; the type implements `opentelemetry::BaggageValue` |
-/// | `back_from_remote = bool` | `false` | with `baggage`: a called service may send the variable back, merged like a join ([`ContextVar::back_from_remote`](crate::ContextVar::back_from_remote)) |
+/// | `back_from_remote = bool` | `false` | with `baggage`: a called service may send the variable back, merged like a join; not with `back = false` ([`ContextVar::back_from_remote`](crate::ContextVar::back_from_remote)) |
 /// | `crate = path` | `::contextvars` | where this crate is, for a crate that re-exports it under another name |
 ///
 /// ```

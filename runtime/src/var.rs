@@ -77,6 +77,10 @@ enum Replaced<T> {
 /// key plus one (a variable's `key` field uses zero for "none yet").
 static NEXT_KEY: AtomicU32 = AtomicU32::new(1);
 
+/// The panic of a variable built with both `back(false)` and `back_from_remote(true)`.
+const BACK_FROM_REMOTE_NOT_BACK: &str = "contextvars: a variable with `back_from_remote(true)` and `back(false)`: a \
+     value sent back would never land, as the variable never flows back to a parent; remove one of them";
+
 /// Takes the next key (plus one) from `counter`, or `None` once every key has been handed
 /// out. Exhaustion is permanent: the counter never wraps, so no key is ever handed out twice
 /// (the downcasts of `value.rs` rely on it).
@@ -189,7 +193,13 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// static SCRATCH: ContextVar<u32> = ContextVar::new("SCRATCH", || 0).back(false);
     /// assert!(!SCRATCH.flows_back());
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// `back(false)` on a variable that accepts values back from a remote service (see
+    /// [`back_from_remote`](Self::back_from_remote)): in a `static`, a compile error.
     pub const fn back(mut self, back: bool) -> Self {
+        assert!(back || !self.back_from_remote, "{}", BACK_FROM_REMOTE_NOT_BACK);
         self.back = back;
         self
     }
@@ -241,7 +251,13 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// static ROWS: ContextVar<u64> = ContextVar::new("ROWS", || 0).baggage("db.rows").back_from_remote(true);
     /// assert!(ROWS.accepts_back_from_remote());
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// `back_from_remote(true)` on a variable built with `back(false)`: in a `static`, a
+    /// compile error.
     pub const fn back_from_remote(mut self, accept: bool) -> Self {
+        assert!(!accept || self.back, "{}", BACK_FROM_REMOTE_NOT_BACK);
         self.back_from_remote = accept;
         self
     }
