@@ -261,15 +261,15 @@ async fn a_hostile_back_header_sets_nothing_it_was_not_opened_to_and_never_panic
     let huge: &'static [u8] = format!("{}db.rows=99", "junk=x,".repeat(3000)).leak().as_bytes();
     // (header, rows after, cache hit after); the caller starts at 10 rows, no hit.
     let cases: [(&'static [u8], u64, bool); 9] = [
-        (b"db.rows=%zz,cache.hit=true", 10, true),            // a bad escape: that entry only
-        (b"db.rows=1,db.rows=7", 7, false),                   // a key twice: the last value
-        (b"db.rows=seven,cache.hit=maybe", 10, false),        // not values of the types
+        (b"db.rows=%zz,cache.hit=true", 10, true), // a bad escape: that entry only
+        (b"db.rows=1,db.rows=7", 7, false),        // a key twice: the last value
+        (b"db.rows=seven,cache.hit=maybe", 10, false), // not values of the types
         (b"user.id=mallory,tenant=evil,FORWARDED=x", 10, false), // not opened
-        (b"db.rows=\xff\xfe,cache.hit=true", 10, true),       // not visible ASCII: dropped
-        (b"db.rows=%FF%FE", 10, false),                       // decodes to non-UTF-8
-        (b"db.rows=4;ttl=1", 4, false),                       // properties: ignored
-        (b"db.rows=4%0D%0Aset-cookie:%20a", 10, false),       // CR/LF decoded: not a u64
-        (huge, 10, false),                                    // past the limits: dropped
+        (b"db.rows=\xff\xfe,cache.hit=true", 10, true), // not visible ASCII: dropped
+        (b"db.rows=%FF%FE", 10, false),            // decodes to non-UTF-8
+        (b"db.rows=4;ttl=1", 4, false),            // properties: ignored
+        (b"db.rows=4%0D%0Aset-cookie:%20a", 10, false), // CR/LF decoded: not a u64
+        (huge, 10, false),                         // past the limits: dropped
     ];
     let mut app = Router::new();
     for (i, (raw, ..)) in cases.iter().enumerate() {
