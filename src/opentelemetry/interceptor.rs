@@ -6,6 +6,10 @@ use tonic::service::Interceptor;
 /// A tonic [`Interceptor`] that [`inject`](super::inject)s the caller's context into every
 /// gRPC request's metadata (`baggage`, `traceparent`, `tracestate`). Feature `tonic`.
 ///
+/// A `baggage` entry the request's metadata already holds is kept (see
+/// [`inject`](super::inject)); the metadata values written are visible ASCII, so they are
+/// always valid tonic ASCII metadata.
+///
 /// An interceptor sees only the request: nothing comes **back** through it. For the
 /// `back_from_remote` variables of the response, wrap the channel in
 /// [`OutgoingLayer`](super::OutgoingLayer) instead (no feature needed: a tonic `Channel` is a

@@ -19,9 +19,19 @@ use super::call::Call;
 /// does there. A request dropped before its response (a timeout, a `select!`) lands nothing.
 /// What comes back is merged as soon as the response's head arrives, before its body is read.
 ///
-/// Behind a retry middleware (`.with(retry).with(OutgoingMiddleware::new())`) every attempt
-/// carries the headers, and every attempt that gets a response, whatever its status, merges
-/// what that response brought back.
+/// With a retry middleware, where it stands decides what merges. Inside the retry
+/// (`.with(retry).with(OutgoingMiddleware::new())`) each attempt is a call of its own: it
+/// leaves with the values of its moment, and every attempt that gets a response, whatever
+/// its status, merges what that response brought back (a counter with a merge function
+/// counts the work of every attempt the server answered). Outside it
+/// (`.with(OutgoingMiddleware::new()).with(retry)`) every attempt carries the first one's
+/// headers and only the response the retry returns merges. Either way each request has one
+/// `baggage` header: one set on the request itself is kept in it (see
+/// [`inject`](super::inject)).
+///
+/// reqwest's blocking client takes no middleware. From blocking code, run this client with
+/// `contextvars::block_on` in a `contextvars::spawn_blocking` closure (feature `tokio`): the
+/// call sends and merges into that thread's context, which the join merges back.
 ///
 /// ```
 /// use axum::{Router, routing::get};

@@ -26,7 +26,13 @@
 //!   [`OutgoingLayer`] and `OutgoingMiddleware` merge them into the caller by the three-way
 //!   merge of a join. A key
 //!   the caller did not declare with `back_from_remote = true` is ignored: a remote service
-//!   never sets any other variable.
+//!   never sets any other variable. What does come back is the remote's word: a `merge`
+//!   function receives it as the child's value, so it must take any value of the type (a
+//!   counter adds with `saturating_add`, not `+`, which a huge value would overflow). A
+//!   value that sends nothing (a `None`) does not come back.
+//!
+//! Both ways, what arrives is what the other side chose to send: a `user.id` read from an
+//! incoming `baggage` header is the caller's claim, not an authenticated identity.
 //!
 //! The `baggage` header is parsed leniently and written strictly (see [`Baggage`]): at least
 //! [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes travel, entries past them or invalid are
@@ -47,9 +53,13 @@
 //! the response: called from a task spawned with `contextvars::spawn`, that task's. From a
 //! plain `tokio::spawn` task (no context of its own) a request carries no variable, and a
 //! value sent back panics, naming the fix, as [`ContextVar::set`] does there. A request
-//! dropped before its response (a timeout, a `select!`) lands nothing. On the server, put
-//! [`IncomingLayer`] outermost: in axum's `Router::layer`, in tonic's
-//! `Server::builder().layer(..)`.
+//! dropped before its response (a timeout, a `select!`) lands nothing. Requests in flight
+//! together each merge their own response, as sibling tasks do at their joins. A `baggage`
+//! header already on the request is kept in the one sent (see [`inject`]). Behind a retry,
+//! each attempt that gets a response merges it; in front of one, only the last (see
+//! `OutgoingMiddleware`). On the server, put [`IncomingLayer`] outermost: in axum's
+//! `Router::layer`, in tonic's `Server::builder().layer(..)`; on the client,
+//! [`OutgoingLayer`] outside any tower `Buffer`.
 //!
 //! tonic, both sides (the generated `GreeterClient::new(channel)` takes the wrapped channel as
 //! it takes the channel itself):

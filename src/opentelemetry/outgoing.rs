@@ -15,6 +15,12 @@ use super::call::Call;
 /// merges the [`BACK_HEADER`](super::BACK_HEADER) of the response into the caller's context
 /// like a join merges a child: the caller's context when the request left is the base.
 ///
+/// The headers are written where the service's `call` runs, and what comes back lands where
+/// its response future is polled. So put the layer outside any layer that calls the inner
+/// service from a task of its own, such as tower's `Buffer` (whose worker task has no
+/// context: the request would leave with no variable). A tonic `Channel` buffers inside
+/// itself, so the layer goes around the channel.
+///
 /// ```
 /// use contextvars::{context_var, opentelemetry::OutgoingLayer};
 /// use tower::{Layer, Service, ServiceExt, service_fn};
