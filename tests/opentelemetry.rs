@@ -413,3 +413,13 @@ fn forwarded_entries_at_the_limits_never_crowd_out_the_services_own_variables() 
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_layers_around_one_call_merge_its_response_once() {
+    let addr = serve(server()).await;
+    let mut client = OutgoingLayer::new().layer(OutgoingLayer::new().layer(transport(addr)));
+    ROWS.set(10);
+    let reply = call(&mut client, request("/query")).await;
+    assert_eq!(reply.headers()[BACK_HEADER], "cache.hit=true,db.rows=13");
+    assert_eq!(ROWS.get(), 13);
+}

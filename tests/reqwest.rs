@@ -331,3 +331,17 @@ async fn from_a_join_set_and_from_blocking_code_the_calls_send_and_merge_back_li
     assert_eq!(seen[..2], ["db.rows=10,user.id=ada", "db.rows=10,user.id=ada"]);
     assert_eq!(seen[2], "cache.hit=true,db.rows=16,user.id=ada");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_middlewares_around_one_call_merge_its_response_once() {
+    let (addr, seen) = serve_add().await;
+    // As when a library's client already has the middleware and the application adds it too.
+    let client = ClientBuilder::new(reqwest::Client::builder().no_proxy().build().unwrap())
+        .with(OutgoingMiddleware::new())
+        .with(OutgoingMiddleware::new())
+        .build();
+    ROWS.set(10);
+    get_text(&client, addr, "/add").await;
+    assert_eq!(*seen.lock().unwrap(), ["db.rows=10"]);
+    assert_eq!(ROWS.get(), 13);
+}

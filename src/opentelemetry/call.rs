@@ -4,6 +4,18 @@
 use super::{BACK_HEADER, Baggage, registry};
 use crate::{Changes, Context};
 
+/// The mark of a response whose [`BACK_HEADER`] a [`Call`] has merged.
+#[derive(Clone, Copy)]
+struct Merged;
+
+/// Whether the response with these `extensions` is still to be merged; marks it merged. A
+/// response is merged once: a second integration around the same call (the middleware added
+/// twice, two layers) finds the mark, where merging again would count a `merge` function's
+/// change twice.
+pub(super) fn first_merge(extensions: &mut http::Extensions) -> bool {
+    extensions.insert(Merged).is_none()
+}
+
 /// The caller's side of one call in flight: the caller's context when the request left, the
 /// base of the three-way merge of what comes back.
 pub(super) struct Call {
@@ -22,6 +34,8 @@ impl Call {
     /// value sent back for a variable declared `back_from_remote = true` is the child's, the
     /// context the request left with is the base, the caller's present one the parent. A key
     /// not declared so is ignored, with a warning.
+    ///
+    /// Called only for a response [`first_merge`] lets through.
     ///
     /// # Panics
     ///

@@ -3,7 +3,7 @@
 use reqwest_middleware::reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use super::call::Call;
+use super::call::{self, Call};
 
 /// A [`reqwest_middleware::Middleware`] that does for a `reqwest` client what
 /// [`OutgoingLayer`](super::OutgoingLayer) does for a tower one: it
@@ -97,8 +97,10 @@ impl Middleware for OutgoingMiddleware {
     ) -> reqwest_middleware::Result<Response> {
         // The body of this future runs when the caller first polls it: in the caller's code.
         let call = Call::start(request.headers_mut());
-        let response = next.run(request, extensions).await?;
-        call.finish(response.headers());
+        let mut response = next.run(request, extensions).await?;
+        if call::first_merge(response.extensions_mut()) {
+            call.finish(response.headers());
+        }
         Ok(response)
     }
 }

@@ -57,7 +57,9 @@
 //! together each merge their own response, as sibling tasks do at their joins. A `baggage`
 //! header already on the request is kept in the one sent (see [`inject`]). Behind a retry,
 //! each attempt that gets a response merges it; in front of one, only the last (see
-//! `OutgoingMiddleware`). On the server, put [`IncomingLayer`] outermost: in axum's
+//! `OutgoingMiddleware`). A response is merged once, however many of these integrations
+//! wrap the call (a library's client with the middleware, to which the application adds
+//! its own). On the server, put [`IncomingLayer`] outermost: in axum's
 //! `Router::layer`, in tonic's `Server::builder().layer(..)`; on the client,
 //! [`OutgoingLayer`] outside any tower `Buffer`.
 //!

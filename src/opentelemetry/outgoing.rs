@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::call::Call;
+use super::call::{self, Call};
 
 /// A tower [`Layer`] for HTTP clients (hyper, tonic, any `tower::Service` of
 /// `http::Request`s): [`inject`](super::inject)s the caller's context into every request, and
@@ -121,8 +121,10 @@ where
     /// without a context of its own (see [`ContextVar::set`](crate::ContextVar::set)).
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let response = std::task::ready!(this.inner.poll(cx))?;
-        this.call.finish(response.headers());
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if call::first_merge(response.extensions_mut()) {
+            this.call.finish(response.headers());
+        }
         Poll::Ready(Ok(response))
     }
 }
