@@ -29,6 +29,12 @@ use super::call::{self, Call};
 /// `baggage` header: one set on the request itself is kept in it (see
 /// [`inject`](super::inject)).
 ///
+/// Redirects are followed inside reqwest, below every middleware: the request to the
+/// redirect's target carries the same `baggage` and `traceparent` headers, also to another
+/// host (reqwest removes only headers such as `Authorization` there), and only the final
+/// response's [`BACK_HEADER`](super::BACK_HEADER) merges. If baggage must not leave your
+/// own hosts, build the client with `redirect::Policy::none()` or a policy that stays on them.
+///
 /// reqwest's blocking client takes no middleware. From blocking code, run this client with
 /// `contextvars::block_on` in a `contextvars::spawn_blocking` closure (feature `tokio`): the
 /// call sends and merges into that thread's context, which the join merges back.
