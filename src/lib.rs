@@ -233,18 +233,23 @@
 #[doc(inline)]
 pub use contextvars_runtime::{
     AnyVar, Changes, Context, ContextVar, Error, Fork, PropagateBack, Scope, Token, propagate_back,
-    propagate_back_async, thread,
+    propagate_back_async,
 };
 #[cfg(feature = "tokio")]
 #[doc(inline)]
-pub use contextvars_runtime::{JoinError, JoinHandle, JoinSet, MergeBack, block_on, spawn_local};
-#[cfg(all(feature = "tokio", not(feature = "tracing")))]
-#[doc(inline)]
-pub use contextvars_runtime::{spawn, spawn_blocking};
-#[cfg(all(feature = "tokio", feature = "tracing"))]
-mod spans;
-#[cfg(all(feature = "tokio", feature = "tracing"))]
-pub use spans::{spawn, spawn_blocking};
+pub use contextvars_runtime::{JoinError, JoinHandle, MergeBack, block_on};
+
+mod carry;
+pub use carry::untraced;
+#[cfg(feature = "tokio")]
+mod joinset;
+#[cfg(feature = "tokio")]
+pub use joinset::JoinSet;
+#[cfg(feature = "tokio")]
+mod tasks;
+#[cfg(feature = "tokio")]
+pub use tasks::{spawn, spawn_blocking, spawn_local};
+pub mod thread;
 
 pub mod boundaries;
 #[cfg(feature = "rayon")]
@@ -270,10 +275,8 @@ pub mod __private {
     pub use crate::opentelemetry::Registered as RegisteredBaggage;
     #[cfg(feature = "opentelemetry")]
     pub use crate::register_baggage as baggage_var;
-    #[cfg(all(feature = "tokio", feature = "tracing"))]
-    pub use crate::spans::run_sync_endpoint;
-    #[cfg(all(feature = "tokio", not(feature = "tracing")))]
-    pub use contextvars_runtime::run_sync_endpoint;
+    #[cfg(feature = "tokio")]
+    pub use crate::tasks::run_sync_endpoint;
     pub use contextvars_runtime::{
         AnyVar, Context, ContextVar, ThreadSafeValue, assert_send_argument, assert_send_argument_type,
         new_context_var, propagate_back, propagate_back_async,

@@ -68,6 +68,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 
+use crate::carry::Carry;
 use crate::{Changes, Context, Fork};
 
 /// `rayon::join`: runs `a` and `b`, possibly in parallel, each in a copy of the current
@@ -102,10 +103,15 @@ where
 {
     let fork = Fork::current();
     let (mut context_a, mut context_b) = (fork.context(), fork.context());
+    let carry = Carry::capture();
+    let (carry_a, carry_b) = (&carry, &carry);
     // While the join waits for `b`, the pool may run other jobs on this thread: the
     // caller's context is put away meanwhile (each closure enters its own copy).
     let ((output_a, context_a), (output_b, context_b)) = contextvars_runtime::without_context(|| {
-        rayon::join(move || (context_a.run(a), context_a), move || (context_b.run(b), context_b))
+        rayon::join(
+            move || (context_a.run(|| carry_a.start(a)), context_a),
+            move || (context_b.run(|| carry_b.start(b)), context_b),
+        )
     });
     fork.clone().merge_back(context_a);
     fork.merge_back(context_b);
@@ -144,13 +150,14 @@ where
 {
     let fork = Fork::current();
     let mut context = fork.context();
+    let carry = Carry::capture();
     let spawned = Arc::new(Spawned::default());
     // The scope waits for its spawns, and may run other jobs on this thread meanwhile: the
     // caller's context is put away until it returns.
     let output = contextvars_runtime::without_context(|| {
         rayon::scope(|inner| {
             let scope = Scope { inner, spawned: &spawned };
-            context.run(|| op(&scope))
+            context.run(|| carry.start(|| op(&scope)))
         })
     });
     fork.merge_back(context);
@@ -215,10 +222,11 @@ impl<'scope> Scope<'_, 'scope> {
     {
         let order = self.spawned.next.fetch_add(1, Ordering::Relaxed);
         let fork = Fork::current();
+        let carry = Carry::capture();
         let spawned = Arc::clone(self.spawned);
         self.inner.spawn(move |inner| {
             let mut context = fork.context();
-            context.run(|| body(&Scope { inner, spawned: &spawned }));
+            context.run(|| carry.start(|| body(&Scope { inner, spawned: &spawned })));
             spawned.lock().push((order, fork, context));
         });
     }
@@ -265,7 +273,7 @@ pub trait WithContextExt: ParallelIterator {
     /// assert_eq!(seen, ["ada"; 4]);
     /// ```
     fn with_context(self) -> WithContext<Self> {
-        WithContext { base: self, fork: Fork::current(), all: false }
+        WithContext { base: self, fork: Fork::current(), carry: Carry::capture(), all: false }
     }
 }
 
@@ -292,6 +300,8 @@ pub struct WithContext<I> {
     base: I,
     /// The caller's context at `with_context`: every item's start, and the base of the merge.
     fork: Fork,
+    /// The caller's trace at `with_context`, entered around every closure.
+    carry: Carry,
     all: bool,
 }
 
@@ -328,7 +338,8 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
         C: UnindexedConsumer<Self::Item>,
     {
         let fork = self.fork;
-        let consumer = ContextConsumer { base: consumer, fork: fork.clone(), all: self.all };
+        let origin = Origin { fork: fork.clone(), carry: Arc::new(self.carry), all: self.all };
+        let consumer = ContextConsumer { base: consumer, origin };
         // The closures after `with_context` run in contexts of their own; while the iterator
         // waits for its pieces, the pool may run other jobs on this thread: the caller's
         // context is put away meanwhile.
@@ -349,23 +360,21 @@ fn deliver(fork: Fork, child: Context, all: bool) {
     if all { fork.merge_back(child) } else { fork.join(child) }
 }
 
+/// What every piece of a `with_context` iterator shares: the caller's fork, its trace and
+/// what comes back.
+#[derive(Clone)]
+struct Origin {
+    fork: Fork,
+    carry: Arc<Carry>,
+    all: bool,
+}
+
 /// Wraps the consumer of the closures that follow `with_context`: every folder (one per
 /// piece of the split iterator) gathers the changes of its items in a context of its own,
 /// and the reducers merge those in the iterator's order.
 struct ContextConsumer<C> {
     base: C,
-    fork: Fork,
-    all: bool,
-}
-
-impl<C> ContextConsumer<C> {
-    fn with_base<D>(&self, base: D) -> ContextConsumer<D> {
-        ContextConsumer { base, fork: self.fork.clone(), all: self.all }
-    }
-
-    fn reducer<R>(&self, base: R) -> ContextReducer<R> {
-        ContextReducer { base, fork: self.fork.clone(), all: self.all }
-    }
+    origin: Origin,
 }
 
 impl<T, C: Consumer<T>> Consumer<T> for ContextConsumer<C> {
@@ -374,22 +383,23 @@ impl<T, C: Consumer<T>> Consumer<T> for ContextConsumer<C> {
     type Result = (C::Result, Context);
 
     fn split_at(self, index: usize) -> (Self, Self, Self::Reducer) {
-        let ContextConsumer { base, fork, all } = self;
+        let ContextConsumer { base, origin } = self;
         let (left, right, reducer) = base.split_at(index);
-        let reducer = ContextReducer { base: reducer, fork: fork.clone(), all };
         (
-            ContextConsumer { base: left, fork: fork.clone(), all },
-            ContextConsumer { base: right, fork, all },
-            reducer,
+            ContextConsumer { base: left, origin: origin.clone() },
+            ContextConsumer { base: right, origin: origin.clone() },
+            ContextReducer { base: reducer, origin },
         )
     }
 
     fn into_folder(self) -> Self::Folder {
-        let start = self.fork.context();
+        let ContextConsumer { base, origin } = self;
+        let mut start = origin.fork.context();
+        start.run(|| origin.carry.adopt());
         let mut gathered = start.clone();
         // A folder may call user code when it is made (the identity of `fold`).
-        let base = gathered.run(|| self.base.into_folder());
-        ContextFolder { base, start, gathered, fork: self.fork, all: self.all }
+        let base = gathered.run(|| origin.carry.run(|| base.into_folder()));
+        ContextFolder { base, start, gathered, origin }
     }
 
     fn full(&self) -> bool {
@@ -399,11 +409,11 @@ impl<T, C: Consumer<T>> Consumer<T> for ContextConsumer<C> {
 
 impl<T, C: UnindexedConsumer<T>> UnindexedConsumer<T> for ContextConsumer<C> {
     fn split_off_left(&self) -> Self {
-        self.with_base(self.base.split_off_left())
+        ContextConsumer { base: self.base.split_off_left(), origin: self.origin.clone() }
     }
 
     fn to_reducer(&self) -> Self::Reducer {
-        self.reducer(self.base.to_reducer())
+        ContextReducer { base: self.base.to_reducer(), origin: self.origin.clone() }
     }
 }
 
@@ -414,27 +424,26 @@ struct ContextFolder<F> {
     start: Context,
     /// The fork's copy that collects the changes of this folder's items, in order.
     gathered: Context,
-    fork: Fork,
-    all: bool,
+    origin: Origin,
 }
 
 impl<T, F: Folder<T>> Folder<T> for ContextFolder<F> {
     type Result = (F::Result, Context);
 
     fn consume(self, item: T) -> Self {
-        let ContextFolder { base, start, mut gathered, fork, all } = self;
+        let ContextFolder { base, start, mut gathered, origin } = self;
         let mut context = start.clone();
-        let base = context.run(move || base.consume(item));
+        let base = context.run(|| origin.carry.run(move || base.consume(item)));
         // Most items change nothing: the check is O(1) then, and spares the join.
         if !Changes::between(&start, &context).is_empty() {
-            gathered.run(|| deliver(fork.clone(), context, all));
+            gathered.run(|| deliver(origin.fork.clone(), context, origin.all));
         }
-        ContextFolder { base, start, gathered, fork, all }
+        ContextFolder { base, start, gathered, origin }
     }
 
     fn complete(self) -> Self::Result {
-        let ContextFolder { base, mut gathered, .. } = self;
-        let result = gathered.run(move || base.complete());
+        let ContextFolder { base, mut gathered, origin, .. } = self;
+        let result = gathered.run(|| origin.carry.run(move || base.complete()));
         (result, gathered)
     }
 
@@ -447,16 +456,15 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<F> {
 /// changes into it.
 struct ContextReducer<R> {
     base: R,
-    fork: Fork,
-    all: bool,
+    origin: Origin,
 }
 
 impl<T, R: Reducer<T>> Reducer<(T, Context)> for ContextReducer<R> {
     fn reduce(self, (left, mut gathered): (T, Context), (right, later): (T, Context)) -> (T, Context) {
-        let ContextReducer { base, fork, all } = self;
+        let ContextReducer { base, origin } = self;
         let result = gathered.run(move || {
-            deliver(fork, later, all);
-            base.reduce(left, right)
+            deliver(origin.fork, later, origin.all);
+            origin.carry.run(move || base.reduce(left, right))
         });
         (result, gathered)
     }

@@ -27,8 +27,6 @@
 //! out unset context variables. Values are written with their `Debug` format.
 
 use std::fmt::{self, Write as _};
-#[cfg(feature = "tokio")]
-use std::future::Future;
 
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Writer};
@@ -254,47 +252,4 @@ where
         }
         writer.write_str(end)
     }
-}
-
-/// `spawn` without the span: the task starts in no tracing span (its events are roots), with
-/// a copy of the context as usual. [`crate::spawn`] runs it in the current span.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let span = tracing::info_span!("request");
-/// let _entered = span.enter();
-/// // A background job that outlives the request: not part of its span.
-/// contextvars::tracing::spawn_without_span(async { tracing::info!("cleanup") }).await.unwrap();
-/// # }
-/// ```
-#[cfg(feature = "tokio")]
-#[track_caller]
-pub fn spawn_without_span<F>(future: F) -> crate::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    contextvars_runtime::spawn(future)
-}
-
-/// `spawn_blocking` without the span: the function runs in no tracing span, with a copy of
-/// the context as usual. [`crate::spawn_blocking`] runs it in the current span.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let span = tracing::info_span!("request");
-/// let _entered = span.enter();
-/// contextvars::tracing::spawn_blocking_without_span(|| tracing::info!("cleanup")).await.unwrap();
-/// # }
-/// ```
-#[cfg(feature = "tokio")]
-#[track_caller]
-pub fn spawn_blocking_without_span<F, R>(f: F) -> crate::JoinHandle<R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    contextvars_runtime::spawn_blocking(f)
 }

@@ -1,5 +1,6 @@
-//! Feature `tracing`: `spawn`, `spawn_blocking` and `#[sync_endpoint]` run the child inside
-//! the spawner's tracing span; the `*_without_span` forms do not.
+//! Feature `tracing`: every child form (tasks, the blocking pool, local tasks, `JoinSet`,
+//! threads, scoped threads, rayon, `#[sync_endpoint]`) runs inside the spawner's tracing
+//! span; under `contextvars::untraced` none does.
 
 use std::sync::{Arc, Mutex};
 
@@ -37,19 +38,77 @@ fn endpoint() {
     tracing::info!("in the endpoint");
 }
 
+/// Runs `f`, under `contextvars::untraced` if `untraced`.
+fn start<R>(untraced: bool, f: impl FnOnce() -> R) -> R {
+    if untraced { contextvars::untraced(f) } else { f() }
+}
+
+/// Starts one child of every form (under `untraced` if asked), each emitting one event
+/// (rayon's iterator: four), and waits for them all.
+async fn every_child_form(untraced: bool) {
+    start(untraced, || {
+        contextvars::spawn(async {
+            tokio::task::yield_now().await; // a later poll too
+            tracing::info!("task");
+        })
+    })
+    .await
+    .unwrap();
+    start(untraced, || contextvars::spawn_blocking(|| tracing::info!("blocking"))).await.unwrap();
+    endpoint().await; // awaited in place: the caller's own work, always in its span
+    tokio::task::LocalSet::new()
+        .run_until(async {
+            start(untraced, || contextvars::spawn_local(async { tracing::info!("local") })).await.unwrap()
+        })
+        .await;
+    let mut set = contextvars::JoinSet::new();
+    start(untraced, || set.spawn(async { tracing::info!("set task") }));
+    start(untraced, || set.spawn_blocking(|| tracing::info!("set blocking")));
+    while let Some(joined) = set.join_next().await {
+        joined.unwrap();
+    }
+    tokio::task::LocalSet::new()
+        .run_until(async {
+            let mut set = contextvars::JoinSet::new();
+            start(untraced, || set.spawn_local(async { tracing::info!("set local") }));
+            set.join_next().await.unwrap().unwrap();
+        })
+        .await;
+    start(untraced, || contextvars::thread::spawn(|| tracing::info!("thread"))).join().unwrap();
+    contextvars::thread::scope(|s| {
+        start(untraced, || s.spawn(|| tracing::info!("scoped thread"))).join().unwrap();
+    });
+    start(untraced, || contextvars::rayon::join(|| tracing::info!("rayon a"), || tracing::info!("rayon b")));
+    // The scope's spawn is made in its body, which runs in the span the scope carried.
+    start(untraced, || contextvars::rayon::scope(|s| s.spawn(|_| tracing::info!("rayon spawn"))));
+    {
+        use contextvars::rayon::WithContextExt;
+        use rayon::prelude::*;
+        start(untraced, || (0..4).into_par_iter().with_context()).for_each(|_| tracing::info!("rayon item"));
+    }
+}
+
+/// How many events `every_child_form` emits.
+const CHILD_EVENTS: usize = 16;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn children_run_in_the_spawners_span_unless_told_not_to() {
+async fn every_child_form_runs_in_the_spawners_span_unless_untraced() {
     let recorder = recorder();
     let span = tracing::info_span!("request");
-    async {
-        contextvars::spawn(async { tracing::info!("task") }).await.unwrap();
-        contextvars::spawn_blocking(|| tracing::info!("blocking")).await.unwrap();
-        endpoint().await;
-        contextvars::tracing::spawn_without_span(async { tracing::info!("task") }).await.unwrap();
-        contextvars::tracing::spawn_blocking_without_span(|| tracing::info!("blocking")).await.unwrap();
+    let before = recorder.0.lock().unwrap().len();
+    every_child_form(false).instrument(span.clone()).await;
+    let spans = recorder.0.lock().unwrap()[before..].to_vec();
+    assert_eq!(spans, ["request"; CHILD_EVENTS]);
+
+    let before = recorder.0.lock().unwrap().len();
+    every_child_form(true).instrument(span).await;
+    let spans = recorder.0.lock().unwrap()[before..].to_vec();
+    // Untraced children enter no span. Local tasks are polled by the `LocalSet`, itself
+    // polled here inside the span: there they see it, as tokio's own local tasks would.
+    let mut expected = ["-"; CHILD_EVENTS];
+    // The endpoint (2), the local task (3) and the set's local task (6).
+    for index in [2, 3, 6] {
+        expected[index] = "request";
     }
-    .instrument(span)
-    .await;
-    let spans = recorder.0.lock().unwrap().clone();
-    assert_eq!(spans, ["request", "request", "request", "-", "-"]);
+    assert_eq!(spans, expected);
 }

@@ -69,4 +69,8 @@ pub use task::{
     JoinError, JoinHandle, MergeBack, block_on, run_sync_endpoint, spawn, spawn_blocking, spawn_local,
 };
 pub use token::Token;
+/// What `JoinSet`'s spawns return (tokio's own type), for the facade's `JoinSet`.
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+pub use tokio::task::AbortHandle;
 pub use var::{AnyVar, ContextVar};
