@@ -50,15 +50,13 @@ async fn whoami() -> String {
 }
 
 /// What the OpenTelemetry API itself sees as the current trace, in the handler's future and
-/// in a blocking thread that attaches the inherited `TRACE_CONTEXT`.
+/// in a blocking thread started from it (which attaches nothing itself).
 async fn otel_current() -> String {
     let here = opentelemetry::Context::current().span().span_context().trace_id();
-    let blocking = contextvars::spawn_blocking(|| {
-        let _attached = TRACE_CONTEXT.get().attach();
-        opentelemetry::Context::current().span().span_context().trace_id()
-    })
-    .await
-    .unwrap();
+    let blocking =
+        contextvars::spawn_blocking(|| opentelemetry::Context::current().span().span_context().trace_id())
+            .await
+            .unwrap();
     format!("{here}|{blocking}")
 }
 

@@ -18,9 +18,9 @@ use crate::tower::{ContextLayer, ContextService};
 ///
 /// While the request's future is polled, the incoming trace context is also OpenTelemetry's
 /// current context (`opentelemetry::Context::current()`), so a tracer called from the
-/// handler's own future starts its spans under the caller's. Tasks and threads spawned from
-/// the request inherit [`TRACE_CONTEXT`](super::TRACE_CONTEXT) but not OpenTelemetry's
-/// thread-local: there, `TRACE_CONTEXT.get().attach()` makes it current.
+/// handler's own future starts its spans under the caller's. The tasks and threads spawned
+/// from the request with `contextvars` inherit [`TRACE_CONTEXT`](super::TRACE_CONTEXT), and
+/// it is OpenTelemetry's current context there too (see [`spawn`](crate::spawn)).
 ///
 /// The values sent back are those of the moment the response's head is ready: a change
 /// made later, while a streamed body is written, cannot travel in a header that has left.

@@ -167,6 +167,22 @@ pub const BACK_HEADER: &str = "contextvars-back";
 /// every task and thread spawned with `contextvars` (no `.with_context()` at each spawn),
 /// read by [`inject`]. Never flows back: a child's trace context is its own.
 ///
+/// The OpenTelemetry API sees it wherever `contextvars` runs a child: every poll of a task
+/// started with [`spawn`](crate::spawn), [`spawn_local`](crate::spawn_local) or a
+/// [`JoinSet`](crate::JoinSet), the closure of [`spawn_blocking`](crate::spawn_blocking),
+/// `#[sync_endpoint]`, [`thread`](crate::thread) and the `rayon` adapters run with the
+/// child's `TRACE_CONTEXT` attached (when it is set), so `opentelemetry::Context::current()`
+/// and `get_active_span` return it, and a tracer starts its spans under it. The request's
+/// own future has it attached by [`IncomingLayer`].
+///
+/// Code that attaches a context of its own (`cx.attach()`, `tracer.in_span(..)`,
+/// `FutureExt::with_context`) makes it current for as long as OpenTelemetry says, nested
+/// over this one; a child spawned meanwhile starts with that context as its
+/// `TRACE_CONTEXT`, so it follows the span its spawner was in. To change the trace context
+/// for the rest of a task, set this variable: it is attached from the task's next poll (and
+/// from the start of any child), and attach it yourself for the code that runs before.
+/// [`untraced`](crate::untraced) children start with an empty one.
+///
 /// ```
 /// use contextvars::opentelemetry::TRACE_CONTEXT;
 /// # #[tokio::main(flavor = "current_thread")]
@@ -174,6 +190,9 @@ pub const BACK_HEADER: &str = "contextvars-back";
 /// TRACE_CONTEXT.set(opentelemetry::Context::new().with_value(7u8));
 /// let seen = contextvars::spawn(async { TRACE_CONTEXT.get().get::<u8>().copied() }).await.unwrap();
 /// assert_eq!(seen, Some(7));
+/// // The OpenTelemetry API sees it in the child too.
+/// let seen = contextvars::spawn_blocking(|| opentelemetry::Context::current().get::<u8>().copied());
+/// assert_eq!(seen.await.unwrap(), Some(7));
 /// # }
 /// ```
 pub static TRACE_CONTEXT: ContextVar<opentelemetry::Context> =

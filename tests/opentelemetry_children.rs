@@ -1,0 +1,155 @@
+//! Feature `opentelemetry`: in every child form (tasks, the blocking pool, local tasks,
+//! `JoinSet`, threads, scoped threads, rayon, `#[sync_endpoint]`) the OpenTelemetry API
+//! itself (`Context::current()`, `get_active_span`) sees the child's `TRACE_CONTEXT`; a span
+//! the spawner's code attached is the one its children follow; `untraced` children see none.
+
+use contextvars::opentelemetry::TRACE_CONTEXT;
+use contextvars::rayon::WithContextExt;
+use contextvars::sync_endpoint;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer, TracerProvider,
+};
+use rayon::prelude::*;
+
+fn remote_span() -> SpanContext {
+    SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    )
+}
+
+/// The span OpenTelemetry's API sees as current here, asked both ways.
+fn seen() -> SpanId {
+    let current = opentelemetry::Context::current().span().span_context().span_id();
+    let active = opentelemetry::trace::get_active_span(|span| span.span_context().span_id());
+    assert_eq!(current, active);
+    current
+}
+
+#[sync_endpoint]
+fn endpoint() -> SpanId {
+    seen()
+}
+
+/// Runs `f`, under `contextvars::untraced` if `untraced`.
+fn start<R>(untraced: bool, f: impl FnOnce() -> R) -> R {
+    if untraced { contextvars::untraced(f) } else { f() }
+}
+
+/// What one child of every form sees (rayon's iterator: four items).
+async fn every_child_form(untraced: bool) -> Vec<SpanId> {
+    let mut seen_by = Vec::new();
+    let task = start(untraced, || {
+        contextvars::spawn(async {
+            let first = seen();
+            tokio::task::yield_now().await; // a later poll, maybe on another thread
+            [first, seen()]
+        })
+    });
+    seen_by.extend(task.await.unwrap());
+    seen_by.push(start(untraced, || contextvars::spawn_blocking(seen)).await.unwrap());
+    seen_by.push(endpoint().await);
+    let local = tokio::task::LocalSet::new();
+    let task =
+        local.run_until(async { start(untraced, || contextvars::spawn_local(async { seen() })).await });
+    seen_by.push(task.await.unwrap());
+    let mut set = contextvars::JoinSet::new();
+    start(untraced, || set.spawn(async { seen() }));
+    seen_by.push(set.join_next().await.unwrap().unwrap());
+    start(untraced, || set.spawn_blocking(seen));
+    seen_by.push(set.join_next().await.unwrap().unwrap());
+    let local = tokio::task::LocalSet::new();
+    let joined = local.run_until(async {
+        let mut set = contextvars::JoinSet::new();
+        start(untraced, || set.spawn_local(async { seen() }));
+        set.join_next().await.unwrap()
+    });
+    seen_by.push(joined.await.unwrap());
+    seen_by.push(start(untraced, || contextvars::thread::spawn(seen)).join().unwrap());
+    seen_by.push(contextvars::thread::scope(|s| start(untraced, || s.spawn(seen)).join().unwrap()));
+    let (a, b) = start(untraced, || contextvars::rayon::join(seen, seen));
+    seen_by.extend([a, b]);
+    let mut spawned = None;
+    start(untraced, || contextvars::rayon::scope(|s| s.spawn(|_| spawned = Some(seen()))));
+    seen_by.push(spawned.unwrap());
+    let items: Vec<SpanId> =
+        start(untraced, || (0..4).into_par_iter().with_context()).map(|_| seen()).collect();
+    seen_by.extend(items);
+    seen_by
+}
+
+/// How many spans `every_child_form` reports.
+const CHILDREN: usize = 17;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opentelemetry_api_sees_trace_context_in_every_child_form() {
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    assert_eq!(seen(), SpanId::INVALID); // not attached here: the test's body is no child
+    let remote = remote_span().span_id();
+    assert_eq!(every_child_form(false).await, [remote; CHILDREN]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untraced_children_see_an_empty_trace_context() {
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    let mut expected = [SpanId::INVALID; CHILDREN];
+    expected[3] = remote_span().span_id(); // the endpoint is awaited in place: the caller's work
+    assert_eq!(every_child_form(true).await, expected);
+    // Their `TRACE_CONTEXT` is empty too, so what they send carries no trace.
+    let sent =
+        contextvars::untraced(|| contextvars::spawn_blocking(|| TRACE_CONTEXT.get().has_active_span()));
+    assert!(!sent.await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_follow_the_span_their_spawner_attached() {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("children");
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    let parent = TRACE_CONTEXT.get();
+    let work = parent.with_span(tracer.start_with_context("work", &parent));
+    let work_span = work.span().span_context().clone();
+    assert_eq!(work_span.trace_id(), remote_span().trace_id());
+
+    // Spawned while the spawner's code has its own span attached: the child follows it, in
+    // the OpenTelemetry API and in its `TRACE_CONTEXT` (what it would send on).
+    let child = {
+        let _attached = work.clone().attach();
+        contextvars::spawn_blocking(|| (seen(), TRACE_CONTEXT.get().span().span_context().span_id()))
+    };
+    assert_eq!(child.await.unwrap(), (work_span.span_id(), work_span.span_id()));
+    // Inside a child, code that attaches its own context sees it until its guard drops.
+    let inside = contextvars::spawn(async move {
+        let before = seen();
+        let during = {
+            let _attached = work.attach();
+            seen()
+        };
+        (before, during, seen())
+    });
+    let remote = remote_span().span_id();
+    assert_eq!(inside.await.unwrap(), (remote, work_span.span_id(), remote));
+    // Spawned after the guard dropped: the request's trace context again.
+    assert_eq!(contextvars::spawn_blocking(seen).await.unwrap(), remote);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_stays_attached_on_the_pool_threads() {
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    for _ in 0..8 {
+        contextvars::spawn_blocking(seen).await.unwrap();
+        contextvars::spawn(async { seen() }).await.unwrap();
+    }
+    for _ in 0..8 {
+        assert_eq!(tokio::task::spawn_blocking(seen).await.unwrap(), SpanId::INVALID);
+        assert_eq!(tokio::spawn(async { seen() }).await.unwrap(), SpanId::INVALID);
+    }
+    (0..64).into_par_iter().with_context().for_each(|_| {
+        seen();
+    });
+    let plain: Vec<SpanId> = (0..64).into_par_iter().map(|_| seen()).collect();
+    assert!(plain.iter().all(|span| *span == SpanId::INVALID));
+}
