@@ -262,6 +262,8 @@ pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+mod fields;
 mod macros;
 #[doc(inline)]
 pub use macros::{context_var, context_vars, propagate, sync_endpoint};

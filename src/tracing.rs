@@ -24,7 +24,35 @@
 //! ```
 //!
 //! Variables that are not set in the current context are left out, like structlog leaves
-//! out unset context variables. Values are written with their `Debug` format.
+//! out unset context variables. In text, values are written with their `Debug` format.
+//!
+//! The same `ContextFields` around the JSON format (`format().json()`, feature `json` of
+//! `tracing-subscriber`) adds the variables as members of each event's object, typed:
+//! strings, integers, floats, booleans and `Option`s of them as JSON values (`None` as
+//! `null`), any other type as the string of its `Debug` format:
+//!
+//! ```
+//! use contextvars::{ContextVar, tracing::ContextFields};
+//! use tracing_subscriber::fmt::format;
+//!
+//! static USER: ContextVar<String> = ContextVar::new("user", String::new);
+//! static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id", || 0);
+//!
+//! tracing_subscriber::fmt()
+//!     .event_format(ContextFields::new(&[&USER, &REQUEST_ID]).format(format().json()))
+//!     .init();
+//!
+//! USER.set("ada".into());
+//! REQUEST_ID.set(7);
+//! tracing::info!(status = 200, "served");
+//! // {"timestamp":"…","level":"INFO","fields":{"message":"served","status":200},"target":"rust_out","user":"ada","request_id":7}
+//! ```
+//!
+//! For OpenTelemetry, the variables become attributes of every span the SDK starts with
+//! `contextvars::opentelemetry::ContextAttributes` (feature `opentelemetry`). With the
+//! features `tracing` and `opentelemetry`, every child form of this crate also carries the
+//! current tracing span and the OpenTelemetry context (see [`spawn`](crate::spawn) and
+//! [`untraced`](crate::untraced)).
 
 use std::fmt::{self, Write as _};
 
@@ -33,67 +61,8 @@ use tracing_subscriber::fmt::format::{Format, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::ContextVar;
-
-/// A context variable whose current value can be written into a log event.
-///
-/// Implemented by every [`ContextVar<T>`] whose `T` is `Debug`; sealed. Lets one list
-/// name variables of several types: `&[&USER, &REQUEST_ID]`.
-///
-/// ```
-/// use contextvars::{ContextVar, tracing::LogVar};
-///
-/// static USER: ContextVar<String> = ContextVar::new("user", String::new);
-/// static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id", || 0);
-///
-/// let vars: [&'static dyn LogVar; 2] = [&USER, &REQUEST_ID];
-/// REQUEST_ID.set(7);
-/// assert_eq!(vars.map(|var| var.is_set_here()), [false, true]);
-/// ```
-pub trait LogVar: Send + Sync + sealed::Sealed + 'static {
-    /// The field name: the variable's name.
-    fn field_name(&self) -> &'static str;
-
-    /// Whether the current context holds a value for the variable (see
-    /// [`ContextVar::is_set`]).
-    fn is_set_here(&'static self) -> bool;
-
-    /// Writes the variable's value in the current context (or its default) with `Debug`.
-    ///
-    /// ```
-    /// use contextvars::{ContextVar, tracing::LogVar};
-    /// static USER: ContextVar<String> = ContextVar::new("user", String::new);
-    ///
-    /// struct Show(&'static dyn LogVar);
-    /// impl std::fmt::Display for Show {
-    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    ///         self.0.fmt_value(f)
-    ///     }
-    /// }
-    /// USER.set("ada".into());
-    /// assert_eq!(Show(&USER).to_string(), "\"ada\"");
-    /// ```
-    fn fmt_value(&'static self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl<T: 'static> Sealed for crate::ContextVar<T> {}
-}
-
-impl<T: fmt::Debug + Clone + Send + Sync + 'static> LogVar for ContextVar<T> {
-    fn field_name(&self) -> &'static str {
-        self.name()
-    }
-
-    fn is_set_here(&'static self) -> bool {
-        self.is_set()
-    }
-
-    fn fmt_value(&'static self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.with(|value| fmt::Debug::fmt(value, f))
-    }
-}
+pub use crate::fields::LogVar;
+use crate::fields::Typed;
 
 /// The variables of a list that are set in the current context, displayed as
 /// `name=value` pairs separated by spaces: what [`ContextFields`] appends to an event.
@@ -162,8 +131,10 @@ impl fmt::Debug for Fields {
 /// It wraps another format (by default `tracing_subscriber`'s default, [`Format`]): that
 /// format writes the event, then the variables set in the emitting thread's current
 /// context follow as `name=value` (see [`Fields`]). The wrapped format renders into a
-/// buffer, so it writes no ANSI colours. Meant for the line-oriented text formats (full,
-/// compact); a JSON format would need the fields inside its object.
+/// buffer, so it writes no ANSI colours. When the wrapped format writes a JSON object
+/// (`format().json()`, flattened or not), the variables are members of that object, after
+/// its own, typed (see the [module](self) docs); a variable named like one of the format's
+/// own members (`level`, `fields`, ...) would repeat that key, so name them apart.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -244,12 +215,71 @@ where
             Some(body) => (body, "\n"),
             None => (line.as_str(), ""),
         };
-        writer.write_str(body)?;
-        let fields = self.fields.to_string();
-        if !fields.is_empty() {
-            writer.write_char(' ')?;
-            writer.write_str(&fields)?;
+        if let Some(members) = json_members(body) {
+            // A JSON object (`format().json()`): the variables become members of it.
+            writer.write_str(members)?;
+            let mut first = members.trim_end().ends_with('{');
+            for &var in self.fields.vars.iter().filter(|var| var.is_set_here()) {
+                if !first {
+                    writer.write_char(',')?;
+                }
+                first = false;
+                json::write_str(&mut writer, var.field_name())?;
+                writer.write_char(':')?;
+                json::write_value(&mut writer, &Typed::of(var))?;
+            }
+            writer.write_char('}')?;
+        } else {
+            writer.write_str(body)?;
+            let fields = self.fields.to_string();
+            if !fields.is_empty() {
+                writer.write_char(' ')?;
+                writer.write_str(&fields)?;
+            }
         }
         writer.write_str(end)
+    }
+}
+
+/// The members of a line that is a JSON object: the line without its closing brace.
+fn json_members(line: &str) -> Option<&str> {
+    line.starts_with('{').then_some(())?;
+    line.strip_suffix('}')
+}
+
+/// JSON text of the values (RFC 8259), written straight into the event's line.
+mod json {
+    use std::fmt::{self, Write};
+
+    use crate::fields::Typed;
+
+    /// `text` as a JSON string: quotes, backslashes and control characters escaped.
+    pub(super) fn write_str(out: &mut impl Write, text: &str) -> fmt::Result {
+        out.write_char('"')?;
+        for c in text.chars() {
+            match c {
+                '"' => out.write_str("\\\"")?,
+                '\\' => out.write_str("\\\\")?,
+                '\n' => out.write_str("\\n")?,
+                '\r' => out.write_str("\\r")?,
+                '\t' => out.write_str("\\t")?,
+                c if c < ' ' => write!(out, "\\u{:04x}", u32::from(c))?,
+                c => out.write_char(c)?,
+            }
+        }
+        out.write_char('"')
+    }
+
+    /// A value as JSON: strings, numbers, booleans and `null` as themselves; a float that is
+    /// not finite as `null` (JSON has no such number); any other type as its `Debug` text.
+    pub(super) fn write_value(out: &mut impl Write, value: &Typed) -> fmt::Result {
+        match value {
+            Typed::Str(text) | Typed::Debug(text) => write_str(out, text),
+            Typed::I64(n) => write!(out, "{n}"),
+            Typed::U64(n) => write!(out, "{n}"),
+            Typed::F64(x) if x.is_finite() => write!(out, "{x}"),
+            Typed::F64(_) | Typed::Null => out.write_str("null"),
+            Typed::Bool(b) => write!(out, "{b}"),
+        }
     }
 }

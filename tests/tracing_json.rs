@@ -1,0 +1,113 @@
+//! `ContextFields` around tracing-subscriber's JSON format: the chosen variables become
+//! members of each event's object, typed (strings, numbers, booleans, `null`), escaped so
+//! that every line parses, also for events of a child task.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use contextvars::ContextVar;
+use contextvars::tracing::ContextFields;
+use serde_json::{Value, json};
+use tracing_subscriber::fmt::format;
+
+static USER: ContextVar<String> = ContextVar::new("user", String::new);
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id", || 0);
+static ADMIN: ContextVar<bool> = ContextVar::new("admin", || false);
+static SCORE: ContextVar<f64> = ContextVar::new("score", || 0.0);
+static NICK: ContextVar<Option<String>> = ContextVar::new("nick", || None);
+static TIMEOUT: ContextVar<Duration> = ContextVar::new("timeout", Duration::default);
+static UNSET: ContextVar<u32> = ContextVar::new("unset", || 0);
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Two global subscribers cannot coexist: the JSON lines go to `NESTED`, unless the event's
+/// target says `flat`, then to `FLAT` (an event format with `flatten_event(true)`).
+fn logs() -> &'static (Buffer, Buffer) {
+    static LOGS: OnceLock<(Buffer, Buffer)> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::layer::SubscriberExt;
+        let (nested, flat) = (Buffer::default(), Buffer::default());
+        let vars: [&'static dyn contextvars::tracing::LogVar; 7] =
+            [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET];
+        let (writer, flat_writer) = (nested.clone(), flat.clone());
+        let nested_layer = tracing_subscriber::fmt::layer()
+            .event_format(ContextFields::new(&vars).format(format().json()))
+            .with_writer(move || writer.clone())
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() != "flat"));
+        let flat_layer = tracing_subscriber::fmt::layer()
+            .event_format(ContextFields::new(&vars).format(format().json().flatten_event(true)))
+            .with_writer(move || flat_writer.clone())
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() == "flat"));
+        let subscriber = tracing_subscriber::registry().with(nested_layer).with(flat_layer);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        (nested, flat)
+    })
+}
+
+/// The lines of `buffer` whose message is `message`, parsed.
+fn events(buffer: &Buffer, message: &str) -> Vec<Value> {
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .filter(|event| event["fields"]["message"] == message || event["message"] == message)
+        .collect()
+}
+
+fn set_values(user: &str) {
+    USER.set(user.into());
+    REQUEST_ID.set(u64::MAX);
+    ADMIN.set(true);
+    SCORE.set(-1.5);
+    NICK.set(None);
+    TIMEOUT.set(Duration::from_millis(1500)); // no JSON type: its `Debug` text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_variables_are_typed_members_of_each_json_event() {
+    let (nested, _) = logs();
+    let user = "ada \"the\" \\ lovelace\n\t\u{1}é";
+    set_values(user);
+    tracing::info!(status = 200, "served");
+    contextvars::spawn_blocking(|| tracing::info!("from a worker")).await.unwrap();
+
+    for message in ["served", "from a worker"] {
+        let events = events(nested, message);
+        assert_eq!(events.len(), 1, "{message}");
+        let event = &events[0];
+        assert_eq!(event["user"], json!(user));
+        assert_eq!(event["request_id"], json!(u64::MAX));
+        assert_eq!(event["admin"], json!(true));
+        assert_eq!(event["score"], json!(-1.5));
+        assert_eq!(event["nick"], Value::Null);
+        assert_eq!(event["timeout"], json!("1.5s"));
+        assert!(event.get("unset").is_none(), "a variable that is not set is left out");
+        assert_eq!(event["level"], "INFO"); // the format's own members are untouched
+    }
+    assert_eq!(events(nested, "served")[0]["fields"]["status"], json!(200));
+}
+
+#[test]
+fn flattened_events_get_them_beside_their_own_fields() {
+    let (_, flat) = logs();
+    NICK.set(Some("ada".into()));
+    SCORE.set(f64::NAN); // not a JSON number
+    tracing::info!(target: "flat", status = 201, "created");
+    let events = events(flat, "created");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["status"], json!(201));
+    assert_eq!(events[0]["nick"], json!("ada"));
+    assert_eq!(events[0]["score"], Value::Null);
+    assert!(events[0].get("user").is_none());
+}
