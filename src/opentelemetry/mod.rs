@@ -124,6 +124,7 @@
 //! # fn main() {}
 //! ```
 
+mod attributes;
 mod baggage;
 mod call;
 mod incoming;
@@ -141,6 +142,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
+pub use attributes::ContextAttributes;
 pub use baggage::{Baggage, Entry, InvalidKey, MAX_BYTES, MAX_ENTRIES};
 pub use incoming::{IncomingLayer, IncomingService};
 #[cfg(feature = "tonic")]
@@ -152,6 +154,10 @@ pub use outgoing::{OutgoingFuture, OutgoingLayer, OutgoingService};
 pub use registry::Registered;
 pub use registry::{BaggageVar, declared};
 pub use value::BaggageValue;
+
+/// The variables [`ContextAttributes`] records (the same trait as
+/// `contextvars::tracing::LogVar` with the feature `tracing`).
+pub use crate::fields::LogVar;
 
 use crate::{Changes, Context, ContextVar};
 

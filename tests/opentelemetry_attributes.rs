@@ -1,0 +1,115 @@
+//! `ContextAttributes`: every span `opentelemetry_sdk` starts gets the chosen context
+//! variables as typed attributes, read where it starts: in the request (set from its
+//! `baggage` header), in a child task or thread, and nothing for a variable not set.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use contextvars::opentelemetry::{ContextAttributes, IncomingLayer};
+use contextvars::{ContextVar, context_var};
+use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::{Key, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
+use tower::{Layer, ServiceExt, service_fn};
+
+#[context_var(name = "user.id", baggage = "user.id")]
+static USER: Option<String>;
+static ROWS: ContextVar<u64> = ContextVar::new("db.rows", || 0);
+static CACHED: ContextVar<bool> = ContextVar::new("cache.hit", || false);
+static RATIO: ContextVar<f64> = ContextVar::new("ratio", || 0.0);
+static TIMEOUT: ContextVar<Duration> = ContextVar::new("timeout", Duration::default);
+
+/// Keeps every span that ended, as an exporter would get it.
+#[derive(Clone, Debug, Default)]
+struct Ended(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanProcessor for Ended {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().unwrap().push(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+impl Ended {
+    /// The attributes of the span named `name`.
+    fn attributes(&self, name: &str) -> Vec<(Key, Value)> {
+        let spans = self.0.lock().unwrap();
+        let span = spans.iter().find(|span| span.name == name).unwrap_or_else(|| panic!("no span {name}"));
+        span.attributes.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect()
+    }
+}
+
+fn provider() -> (SdkTracerProvider, Ended) {
+    let ended = Ended::default();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(ContextAttributes::new(&[&USER, &ROWS, &CACHED, &RATIO, &TIMEOUT]))
+        .with_span_processor(ended.clone())
+        .build();
+    (provider, ended)
+}
+
+fn attribute(key: &str, value: impl Into<Value>) -> (Key, Value) {
+    (Key::from(key.to_string()), value.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_get_the_variables_of_the_context_they_start_in() {
+    let (provider, ended) = provider();
+    let tracer = provider.tracer("test");
+    USER.set(Some("ada".into()));
+    ROWS.set(u64::MAX);
+    RATIO.set(0.5);
+    TIMEOUT.set(Duration::from_millis(1500));
+    tracer.in_span("here", |_| {});
+    let child_tracer = provider.tracer("test");
+    contextvars::spawn_blocking(move || {
+        CACHED.set(true);
+        USER.set(None);
+        child_tracer.in_span("child", |_| {});
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(
+        ended.attributes("here"),
+        [
+            attribute("user.id", "ada"),
+            attribute("db.rows", u64::MAX.to_string()), // past i64: as text
+            attribute("ratio", 0.5),
+            attribute("timeout", "1.5s"), // no attribute type: its `Debug` text
+        ]
+    );
+    // The child's own values; `None` is left out, like a variable not set.
+    assert_eq!(
+        ended.attributes("child"),
+        [
+            attribute("db.rows", u64::MAX.to_string()),
+            attribute("cache.hit", true),
+            attribute("ratio", 0.5),
+            attribute("timeout", "1.5s"),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_started_in_a_request_gets_the_values_its_headers_set() {
+    let (provider, ended) = provider();
+    let tracer = provider.tracer("test");
+    let handler = service_fn(move |_: http::Request<()>| {
+        tracer.in_span("handler", |_| {});
+        ROWS.set(3);
+        async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
+    });
+    let service = IncomingLayer::new().layer(handler);
+    let request = http::Request::get("/").header("baggage", "user.id=grace").body(()).unwrap();
+    service.oneshot(request).await.unwrap();
+    assert_eq!(ended.attributes("handler"), [attribute("user.id", "grace")]);
+    assert!(USER.get().is_none()); // the request's context was its own
+}
