@@ -28,6 +28,12 @@
 //! | plain `std::thread::spawn` | (not through this crate) | nothing: the thread starts with an empty context of its own | nothing | [`thread::spawn`](crate::thread::spawn) |
 //! | foreign executor or pool | [`Fork::current()`](crate::Fork::current), then [`fork.context()`](crate::Fork::context) `.scope(fut)` or `.run(f)` | the context at the fork | at [`fork.join(end)`](crate::Fork::join): marked; at [`fork.merge_back(end)`](crate::Fork::merge_back): all, where you call it | [`Fork`](crate::Fork); `Context::current().scope(fut)` alone copies down only |
 //!
+//! With the features `tracing` and `opentelemetry`, every child started through this crate
+//! (the rows above that name one of its functions) also runs inside the spawner's tracing
+//! span and with its `TRACE_CONTEXT` as OpenTelemetry's current context, around each poll
+//! or closure; [`untraced`](crate::untraced) opts out for all of them. A child started with
+//! a [`Fork`](crate::Fork) on a foreign executor carries neither: instrument it yourself.
+//!
 //! Changes always land in the context current where the join runs, never in a thread's
 //! own context behind the code's back. A tokio task that has no context of its own has
 //! nowhere to take them: a plain join there delivers nothing (the marks stop there, as at a

@@ -204,14 +204,21 @@
 //! `opentelemetry` for the limits, the encoding and the interop with `opentelemetry_sdk`, and
 //! `examples/services.rs` for a gateway and a backend that use all of it.
 //!
+//! The trace context read from the headers is the variable `opentelemetry::TRACE_CONTEXT`,
+//! and OpenTelemetry's own API (`opentelemetry::Context::current()`, `get_active_span`)
+//! sees it in the request's future and in every child form, with no `.with_context()` at
+//! each spawn; `opentelemetry::ContextAttributes` records chosen variables as attributes of
+//! every span the SDK starts.
+//!
 //! # Features
 //!
 //! * `tokio` (default): [`spawn`], [`spawn_blocking`], [`spawn_local`], [`JoinSet`],
 //!   [`block_on`], [`JoinHandle`] and `#[sync_endpoint]`.
 //! * `tower`: `tower::ContextLayer`, a fresh context for every request.
-//! * `tracing`: `tracing::ContextFields`, context variables on every log event; [`spawn`],
-//!   [`spawn_blocking`] and `#[sync_endpoint]` run the child inside the current tracing span
-//!   (opt out with `tracing::spawn_without_span` and `tracing::spawn_blocking_without_span`).
+//! * `tracing`: `tracing::ContextFields`, context variables on every log event (text or
+//!   JSON); every child form ([`spawn`], [`spawn_blocking`], [`spawn_local`], [`JoinSet`],
+//!   [`thread`], the `rayon` adapters, `#[sync_endpoint]`) runs the child inside the
+//!   spawner's tracing span (opt out with [`untraced`], for every form alike).
 //! * `rayon`: `rayon::join`, `rayon::scope` and `.with_context()` on parallel iterators, whose
 //!   closures run in copies of the caller's context.
 //! * `opentelemetry`: `opentelemetry`, variables across services in the W3C `baggage`
