@@ -20,6 +20,11 @@
 //! A closure that panics delivers nothing, and neither does its join or iterator: the panic
 //! reaches the caller as with rayon.
 //!
+//! With the features `tracing` and `opentelemetry`, every closure also runs inside the
+//! tracing span current where it was started (at `join`, `scope`, `spawn` or
+//! `.with_context()`) and with its context's `TRACE_CONTEXT` as OpenTelemetry's current
+//! context, like [`spawn`](crate::spawn); [`untraced`](crate::untraced) opts out.
+//!
 //! ```
 //! use contextvars::ContextVar;
 //! use contextvars::rayon::WithContextExt;
