@@ -130,12 +130,22 @@ fn attached_trace() -> Option<opentelemetry::Context> {
 
 #[cfg(all(feature = "tokio", any(feature = "tracing", feature = "opentelemetry")))]
 pin_project_lite::pin_project! {
-    /// A child task's future with its [`Carry`]: each poll runs inside it.
+    /// A child task's future with its [`Carry`]: each poll runs inside it, and so does the
+    /// drop of the future (a value dropped by a finished, aborted or cancelled task).
     pub(crate) struct Carried<F> {
+        // `None` once dropped: dropped in place, inside the carry.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         carry: Carry,
         started: bool,
+    }
+
+    impl<F> PinnedDrop for Carried<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut inner = this.inner;
+            this.carry.run(|| inner.set(None));
+        }
     }
 }
 
@@ -149,7 +159,7 @@ impl<F: std::future::Future> std::future::Future for Carried<F> {
             *this.started = true;
             this.carry.adopt();
         }
-        let inner = this.inner;
+        let inner = this.inner.as_pin_mut().expect("a carried future is polled only until it is dropped");
         this.carry.run(|| inner.poll(cx))
     }
 }
@@ -157,7 +167,7 @@ impl<F: std::future::Future> std::future::Future for Carried<F> {
 /// `future` with the current trace: each of its polls runs inside it.
 #[cfg(all(feature = "tokio", any(feature = "tracing", feature = "opentelemetry")))]
 pub(crate) fn future<F: std::future::Future>(future: F) -> Carried<F> {
-    Carried { inner: future, carry: Carry::capture(), started: false }
+    Carried { inner: Some(future), carry: Carry::capture(), started: false }
 }
 
 /// Without `tracing` and `opentelemetry` there is nothing to carry.

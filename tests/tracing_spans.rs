@@ -101,7 +101,7 @@ async fn every_child_form_runs_in_the_spawners_span_unless_untraced() {
     assert_eq!(spans, ["request"; CHILD_EVENTS]);
 
     let before = recorder.0.lock().unwrap().len();
-    every_child_form(true).instrument(span).await;
+    every_child_form(true).instrument(span.clone()).await;
     let spans = recorder.0.lock().unwrap()[before..].to_vec();
     // Untraced children enter no span. Local tasks are polled by the `LocalSet`, itself
     // polled here inside the span: there they see it, as tokio's own local tasks would.
@@ -111,4 +111,26 @@ async fn every_child_form_runs_in_the_spawners_span_unless_untraced() {
         expected[index] = "request";
     }
     assert_eq!(spans, expected);
+
+    // What an aborted task drops is dropped inside its span too.
+    struct LogOnDrop;
+    impl Drop for LogOnDrop {
+        fn drop(&mut self) {
+            tracing::info!("dropped");
+        }
+    }
+    let (started, wait) = tokio::sync::oneshot::channel();
+    let task = span.in_scope(|| {
+        contextvars::spawn(async move {
+            let _guard = LogOnDrop;
+            started.send(()).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    wait.await.unwrap();
+    let before = recorder.0.lock().unwrap().len();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let spans = recorder.0.lock().unwrap()[before..].to_vec();
+    assert_eq!(spans, ["request"]);
 }
