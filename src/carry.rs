@@ -119,7 +119,7 @@ impl Carry {
 /// `TRACE_CONTEXT` (a span it started with `tracer.in_span`, a future it wrapped with
 /// `FutureExt::with_context`): the child then follows that span, not the request's.
 #[cfg(feature = "opentelemetry")]
-fn attached_trace() -> Option<opentelemetry::Context> {
+pub(crate) fn attached_trace() -> Option<opentelemetry::Context> {
     opentelemetry::Context::map_current(|current| {
         let span = current.span();
         let attached = span.span_context();

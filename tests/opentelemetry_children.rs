@@ -121,6 +121,19 @@ async fn children_follow_the_span_their_spawner_attached() {
         contextvars::spawn_blocking(|| (seen(), TRACE_CONTEXT.get().span().span_context().span_id()))
     };
     assert_eq!(child.await.unwrap(), (work_span.span_id(), work_span.span_id()));
+    // A call made meanwhile has that span as its parent too.
+    let traceparent = |headers: &http::HeaderMap| headers["traceparent"].to_str().unwrap().to_string();
+    let mut headers = http::HeaderMap::new();
+    {
+        let _attached = work.clone().attach();
+        contextvars::opentelemetry::inject(&mut headers);
+    }
+    assert_eq!(traceparent(&headers), format!("00-{}-{}-01", work_span.trace_id(), work_span.span_id()));
+    contextvars::opentelemetry::inject(&mut headers);
+    assert_eq!(
+        traceparent(&headers),
+        format!("00-{}-{}-01", remote_span().trace_id(), remote_span().span_id())
+    );
     // Inside a child, code that attaches its own context sees it until its guard drops.
     let inside = contextvars::spawn(async move {
         let before = seen();

@@ -263,8 +263,9 @@ pub fn extract(headers: &http::HeaderMap) {
 }
 
 /// Writes the current context into `headers`: the declared variables that are set and the
-/// [`FORWARDED`] entries as `baggage`, the trace context (from [`TRACE_CONTEXT`], else
-/// OpenTelemetry's current context) as `traceparent`/`tracestate`.
+/// [`FORWARDED`] entries as `baggage`, the trace context as `traceparent`/`tracestate`:
+/// OpenTelemetry's current context when the caller's code attached one with a span of its
+/// own (`tracer.in_span(..)`, `cx.attach()`), else [`TRACE_CONTEXT`].
 ///
 /// The entries of a `baggage` header already in `headers` (one the caller added to this
 /// request) are kept, in the one `baggage` header written. On a key, and for the room
@@ -306,10 +307,8 @@ pub fn inject(headers: &mut http::HeaderMap) {
     if let Some(value) = baggage.to_header_value() {
         headers.insert(BAGGAGE_HEADER, value);
     }
-    let mut trace = TRACE_CONTEXT.get();
-    if !trace.span().span_context().is_valid() {
-        trace = opentelemetry::Context::current();
-    }
+    // A span the caller's code attached itself is the parent of the call, as of its children.
+    let trace = crate::carry::attached_trace().unwrap_or_else(|| TRACE_CONTEXT.get());
     if trace.span().span_context().is_valid() {
         headers.remove("traceparent");
         headers.remove("tracestate");
