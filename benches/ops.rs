@@ -9,16 +9,18 @@
 //!
 //! The difference of the two totals divided by 100,000 is the count per operation, setup
 //! excluded. Operations: `get`, `set` (in place, token dropped), `current`
-//! (`Context::current()` and its drop), `set_after_snapshot`
-//! (`Context::current()`, `set`, both dropped), at `n` variables set. Under `cargo bench`
-//! (no operation named) it does nothing.
+//! (`Context::current()` and its drop), `set_after_snapshot` (`Context::current()`, `set`,
+//! both dropped), at `n` variables set; `propagate_back` (one call changing one variable)
+//! and `fork` (what a spawn copies: `Fork::current()`, dropped), at `n` variables marked by
+//! an earlier `propagate_back` call. Under `cargo bench` (no operation named) it does
+//! nothing.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use contextvars::{Context, ContextVar};
+use contextvars::{Context, ContextVar, Fork, propagate_back};
 
-static VARS: [ContextVar<u64>; 1_024] = [const { ContextVar::new("v", || 0) }; 1_024];
+static VARS: [ContextVar<u64>; 8_192] = [const { ContextVar::new("v", || 0) }; 8_192];
 
 fn context_with(n: usize) -> Context {
     for var in &VARS {
@@ -33,14 +35,31 @@ fn context_with(n: usize) -> Context {
     ctx
 }
 
+/// A context in which one `propagate_back` call changed, and so marked, the first `n`
+/// variables.
+fn marked(n: usize) -> Context {
+    for var in &VARS {
+        black_box(var.is_set());
+    }
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        propagate_back(None, || {
+            for (i, var) in VARS.iter().take(n).enumerate() {
+                var.set(i as u64);
+            }
+        })
+    });
+    ctx
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
     let [op, n, iterations] = args.as_slice() else {
         return;
     };
-    let n: usize = n.parse().expect("a number of variables, at most 1,024");
+    let n: usize = n.parse().expect("a number of variables, at most 8,192");
     let iterations: u64 = iterations.parse().expect("a number of iterations");
-    let mut ctx = context_with(n);
+    let mut ctx = if matches!(op.as_str(), "propagate_back" | "fork") { marked(n) } else { context_with(n) };
     let var = &VARS[n / 2];
     let start = Instant::now();
     ctx.run(|| match op.as_str() {
@@ -59,7 +78,13 @@ fn main() {
             drop(token);
             drop(snapshot);
         }),
-        other => panic!("unknown operation {other}: get, set, current or set_after_snapshot"),
+        "propagate_back" => (0..iterations).for_each(|i| {
+            drop(propagate_back(None, || var.set(black_box(i))));
+        }),
+        "fork" => (0..iterations).for_each(|_| {
+            drop(black_box(Fork::current()));
+        }),
+        other => panic!("unknown operation {other}: get, set, current, set_after_snapshot, propagate_back or fork"),
     });
     println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
 }

@@ -2,7 +2,10 @@
 //! caller's context and marked there. The cost must follow the changes the call made, not
 //! how many variables earlier calls marked: measured in a fresh context and after 1,024 and
 //! 8,192 variables were marked, next to the plain `set` it wraps and (in the fresh context) a
-//! `set` while a snapshot is held, the copy-on-write every call pays.
+//! `set` while a snapshot is held, the copy-on-write every call pays. Also what a spawn pays
+//! for marks: its child starts with none, whatever the parent marked (`spawn_after_marked`,
+//! a spawn and a plain join on a current-thread runtime, and `fork_after_marked`, the copy
+//! alone: `Fork::current()`, dropped).
 //!
 //! `cargo bench -p contextvars-benches --bench propagate`
 
@@ -11,7 +14,7 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use contextvars::{Context, ContextVar, propagate_back, propagate_back_async};
+use contextvars::{Context, ContextVar, Fork, propagate_back, propagate_back_async};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const MARKED: [usize; 2] = [1_024, 8_192];
@@ -103,5 +106,22 @@ fn one_change(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_change);
+fn spawn_with_marks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spawn_with_marks");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    for n in [0, MARKED[0], MARKED[1]] {
+        let mut ctx = marked(n);
+        ctx.run(|| {
+            group.bench_function(BenchmarkId::new("fork_after_marked", n), |b| {
+                b.iter(|| black_box(Fork::current()))
+            });
+            group.bench_function(BenchmarkId::new("spawn_after_marked", n), |b| {
+                b.iter(|| rt.block_on(contextvars::spawn(async { black_box(1) })).expect("no panic"))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_change, spawn_with_marks);
 criterion_main!(benches);

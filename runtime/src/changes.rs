@@ -265,18 +265,19 @@ impl Changes {
         current::write(first.var_name(), |map, _| {
             for (change, landing) in self.entries.iter().zip(&mut landings) {
                 let write = landing.write.take();
-                if write.is_none() && landing.mark == Mark::Keep {
+                let Some(write) = write else {
+                    // The value is already there: only the mark, which copies no value's path.
+                    if landing.mark == Mark::Set {
+                        map.mark(change.key);
+                    }
                     continue;
-                }
+                };
                 landing.replaced = map.update_marked(
                     change.key,
                     value::flags(change.var.var_inherits()),
                     landing.mark,
                     &mut displaced,
-                    |slot| match write {
-                        Some(value) => std::mem::replace(slot, value),
-                        None => None,
-                    },
+                    |slot| std::mem::replace(slot, write),
                 );
             }
         });

@@ -19,6 +19,9 @@
 //! per flag and slot, whether a flagged entry lives below it, so that a walk such as the copy
 //! into a child task ([`Map::without`]) goes straight to the flagged entries.
 //!
+//! The marked keys ([`Mark`]) are a set of their own ([`marks`]), next to the trie and the
+//! list, so that the copy into a child, which has no marks, leaves them out in O(1).
+//!
 //! The map is a leaf module: it stores any [`Shared`] value and knows nothing of variables
 //! (`value.rs` instantiates it for the context's values).
 
@@ -49,7 +52,7 @@ pub(crate) fn same<V: Shared>(a: Option<&V>, b: Option<&V>) -> bool {
 
 /// What `Map::update_marked` does to the mark of the key. A mark belongs to the key, not
 /// to its value: it stays when the value is replaced or unset, and only the copy into a
-/// child (`Map::without`) clears it. A key is marked where a `#[propagate(back)]` function's
+/// child (`Map::without`) leaves it out. A key is marked where a `#[propagate(back)]` function's
 /// change (or a join's delivery of one) landed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mark {
@@ -137,8 +140,10 @@ fn set_bit(bits: &mut u32, bit: u32, on: bool) {
     if on { *bits |= bit } else { *bits &= !bit }
 }
 
+mod marks;
 mod trie;
 
+use marks::Marks;
 use trie::Trie;
 
 /// How many writes made while the trie was shared wait in the list of recent writes before
@@ -150,6 +155,8 @@ pub(crate) struct Map<V> {
     trie: Trie<V>,
     /// Writes made while the trie was shared; they shadow the trie. Never empty when `Some`.
     recent: Option<Arc<Recent<V>>>,
+    /// The marked keys, whether or not they hold a value.
+    marks: Marks,
 }
 
 /// Up to [`RECENT`] entries, each a key, its value and the value's flags, in no order (a
@@ -182,7 +189,7 @@ impl<V> Recent<V> {
 // By hand: a derive would ask for `V: Clone`/`V: Default`, which the map does not need.
 impl<V> Clone for Map<V> {
     fn clone(&self) -> Self {
-        Map { trie: self.trie.clone(), recent: self.recent.clone() }
+        Map { trie: self.trie.clone(), recent: self.recent.clone(), marks: self.marks.clone() }
     }
 }
 
@@ -194,15 +201,17 @@ impl<V> Default for Map<V> {
 
 impl<V> Map<V> {
     /// The empty map; `const` so that a thread's context needs no lazy initialisation.
-    pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None };
+    pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None, marks: Marks::EMPTY };
 
     /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
     #[inline]
     pub(crate) fn swap(&mut self, other: &mut Map<V>) {
         self.trie.swap(&mut other.trie);
         std::mem::swap(&mut self.recent, &mut other.recent);
+        std::mem::swap(&mut self.marks, &mut other.marks);
     }
 
+    /// Whether the map holds no value (it may still hold marks).
     pub(crate) fn is_empty(&self) -> bool {
         // A recent entry always holds a value, and the trie keeps no empty node.
         self.trie.is_empty() && self.recent.is_none()
@@ -245,7 +254,7 @@ impl<V> Map<V> {
     }
 
     /// [`update`](Self::update), which also sets the key's mark (with `Mark::Set`) or leaves
-    /// it. Marks live in the trie: a key being marked leaves the list of recent writes.
+    /// it.
     #[inline]
     pub(crate) fn update_marked<R>(
         &mut self,
@@ -258,23 +267,17 @@ impl<V> Map<V> {
     where
         V: Clone,
     {
-        if mark == Mark::Keep {
-            return self.update(key, flags, displaced, f);
+        if mark == Mark::Set {
+            self.mark(key);
         }
-        if let Some(recent) = &mut self.recent
-            && let Some(i) = recent.find(key)
-        {
-            let recent = Arc::make_mut(recent);
-            let (_, value, _) = recent.remove(i);
-            if recent.len == 0 {
-                self.recent = None;
-            }
-            return self.trie.update_marked(key, flags, Mark::Set, |slot| {
-                displaced.extend(std::mem::replace(slot, value));
-                f(slot)
-            });
-        }
-        self.trie.update_marked(key, flags, Mark::Set, f)
+        self.update(key, flags, displaced, f)
+    }
+
+    /// Marks `key` (a mark stays until a child's copy leaves it out); O(1) when it is
+    /// marked already.
+    #[inline]
+    pub(crate) fn mark(&mut self, key: u32) {
+        self.marks.insert(key);
     }
 
     /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
@@ -382,8 +385,9 @@ impl<V> Map<V> {
         }
     }
 
-    /// This map without the values that carry any of `flags`, or `None` when there are none
-    /// to leave out (the map itself is then the answer). Copies only what leads to them.
+    /// This map without the values that carry any of `flags` and without marks, or `None`
+    /// when there is neither (the map itself is then the answer). Copies only what leads to
+    /// the flagged values; leaving the marks out is O(1).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
     pub(crate) fn without(&self, flags: Flags) -> Option<Map<V>>
     where
@@ -394,10 +398,14 @@ impl<V> Map<V> {
             .as_ref()
             .is_some_and(|recent| recent.flags[..recent.len].iter().any(|f| f.intersects(flags)));
         let trie = self.trie.without(flags);
-        if trie.is_none() && !recent_flagged {
+        if trie.is_none() && !recent_flagged && self.marks.is_empty() {
             return None;
         }
-        let mut map = Map { trie: trie.unwrap_or_else(|| self.trie.clone()), recent: self.recent.clone() };
+        let mut map = Map {
+            trie: trie.unwrap_or_else(|| self.trie.clone()),
+            recent: self.recent.clone(),
+            marks: Marks::EMPTY,
+        };
         if recent_flagged && let Some(recent) = &mut map.recent {
             let recent = Arc::make_mut(recent);
             let mut i = 0;
@@ -456,14 +464,15 @@ impl<V> Map<V> {
         emit_listed(before, after, keys, &mut next, u32::MAX, f);
     }
 
-    /// Whether the map holds a value (and not only marks); stops at the first one.
+    /// Whether the map holds a value (and not only marks).
     pub(crate) fn has_values(&self) -> bool {
-        self.recent.is_some() || self.trie.has_values()
+        !self.is_empty()
     }
 
     /// Whether both maps are the same map (not merely equal): O(1).
     pub(crate) fn same(&self, other: &Map<V>) -> bool {
         self.trie.same(&other.trie)
+            && self.marks.same(&other.marks)
             && match (&self.recent, &other.recent) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -474,20 +483,20 @@ impl<V> Map<V> {
     /// Whether `key` is marked.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn is_marked(&self, key: u32) -> bool {
-        self.trie.is_marked(key)
+        self.marks.contains(key)
     }
 
     /// Calls `f(key, value)` for every marked key, in key order. Unmarked subtrees are not
     /// visited: the cost follows the number of marked keys.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&V>)) {
-        self.trie.for_each_marked(&mut |key| f(key, self.get(key)));
+        self.marks.for_each(&mut |key| f(key, self.get(key)));
     }
 
     /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
-    /// key whose value differs, and gives up (returns `false`) at a key whose mark differs
-    /// where the tries' values do not tell it apart, when `f` returns `false`, or when the
-    /// tries are of different heights. Shared subtrees are skipped.
+    /// key whose value differs, and gives up (returns `false`) when the two maps' marks are
+    /// not the same set (not compared key by key: O(1)), when `f` returns `false`, or when
+    /// the tries are of different heights. Shared subtrees are skipped.
     pub(crate) fn diff_exact(
         before: &Map<V>,
         after: &Map<V>,
@@ -496,16 +505,11 @@ impl<V> Map<V> {
     where
         V: Shared,
     {
+        if !before.marks.same(&after.marks) {
+            return false;
+        }
         if before.recent.is_none() && after.recent.is_none() {
             return Trie::diff_exact(&before.trie, &after.trie, f);
-        }
-        // Marks live in the tries: they must agree (checked where the tries differ), then
-        // the values are compared as each map shows them.
-        let marks_agree = Trie::diff_exact(&before.trie, &after.trie, &mut |key, _, _| {
-            before.trie.is_marked(key) == after.trie.is_marked(key)
-        });
-        if !marks_agree {
-            return false;
         }
         let mut going = true;
         Map::diff(before, after, &mut |key, a, b| {
@@ -635,29 +639,36 @@ mod tests {
     }
 
     #[test]
-    fn marks_belong_to_the_key_and_live_in_the_trie() {
+    fn marks_belong_to_the_key_and_live_beside_the_values() {
         let mut map = Map::default();
         assert!(!map.has_values());
         map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(7)));
         let snapshot = map.clone();
-        // A recent write, then a mark: the entry moves into the trie, marked.
+        // A recent write stays where it is when its key is marked.
         map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(8)));
         assert!(map.recent.is_some());
         map.update_marked(9, Flags::NONE, Mark::Set, &mut Vec::new(), |_| ());
-        map.update_marked(7, Flags::NONE, Mark::Set, &mut Vec::new(), |_| ());
-        assert!(map.recent.is_none());
+        map.mark(7);
+        assert!(map.recent.is_some());
         assert!(map.is_marked(7) && map.is_marked(9) && !map.is_marked(8));
+        assert!(!snapshot.is_marked(7), "the snapshot's marks did not change");
         let mut marked = Vec::new();
         map.for_each_marked(&mut |key, value| marked.push((key, value.map(|v| **v))));
         assert_eq!(marked, vec![(7, Some(8)), (9, None)]);
-        // Unset, the key stays marked; the child's copy has no marks.
+        // Unset, the key stays marked; the child's copy has no marks and shares the trie.
         map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
-        assert!(map.is_marked(7) && !map.has_values());
+        map.update(30, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(30)));
+        assert!(map.is_marked(7) && map.has_values());
         let child = map.without(Flags::NONE).expect("marks to leave out");
-        assert!(!child.is_marked(7) && child.is_empty());
+        assert!(!child.is_marked(7) && !child.is_marked(9) && read(&child, 30) == Some(30));
+        assert!(child.trie.same(&map.trie), "leaving the marks out copies no node");
+        assert!(child.without(Flags::NONE).is_none());
         assert_eq!(read(&snapshot, 7), Some(7));
-        // A mark alone differing makes the exact diff give up.
-        assert!(!Map::diff_exact(&snapshot, &map, &mut |_, _, _| true));
+        // Marks alone differing make the exact diff give up.
+        let mut marked_only = snapshot.clone();
+        marked_only.mark(7);
+        assert!(!Map::diff_exact(&snapshot, &marked_only, &mut |_, _, _| true));
+        assert!(Map::diff_exact(&snapshot, &snapshot.clone(), &mut |_, _, _| true));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! parent: that context, child: the copy at exit), and their keys are marked there so that a
 //! plain `.await` of the task delivers them on (see `join.rs`). A panic, or a future dropped
 //! before it completes, lands nothing. The cost follows the number of changes the function
-//! made: nothing is accumulated between calls but the marks in the map's nodes.
+//! made: nothing is accumulated between calls but the marks in the map's set of marks.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,9 +18,8 @@ use pin_project_lite::pin_project;
 use crate::changes::Changes;
 use crate::context::Context;
 use crate::current;
-use crate::map::Mark;
 use crate::scope::Scope;
-use crate::value::{self, Map};
+use crate::value::Map;
 use crate::var::AnyVar;
 
 /// Runs `f` in a copy of the current context and, when it returns, lands its changes in the
@@ -189,11 +188,12 @@ const FEW: usize = 4;
 
 /// The common case, in O(changes) with nothing allocated: the caller's context is still
 /// `entry` (a sync function's always is) and every change lands. The three-way merge then
-/// takes every change as it is, so the caller's context becomes `exit`, with the changed
-/// keys marked. Gives `exit` back when the case does not apply (also when a key's mark
-/// alone differs: the merge marks only what lands).
+/// takes every change as it is, so the caller's context becomes `exit` wholesale, with the
+/// changed keys marked (a key marked already costs nothing more). Gives `exit` back when
+/// the case does not apply (also when the marks differ: the function's own joins or calls
+/// marked something, and the merge marks only what lands).
 fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Result<(), Map> {
-    let mut changed = [(0, false); FEW];
+    let mut changed = [0; FEW];
     let mut count = 0;
     let mut first = None;
     let simple = Map::diff_exact(entry, &exit, &mut |key, before, after| {
@@ -203,7 +203,7 @@ fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn An
         if !lands || count == FEW {
             return false;
         }
-        changed[count] = (key, !var.var_inherits());
+        changed[count] = key;
         count += 1;
         first.get_or_insert(var);
         true
@@ -217,11 +217,10 @@ fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn An
             return Err(exit);
         }
         let replaced = std::mem::replace(map, exit);
-        let mut displaced = Vec::new();
-        for &(key, not_inherited) in &changed[..count] {
-            map.update_marked(key, value::flags(!not_inherited), Mark::Set, &mut displaced, |_| ());
+        for &key in &changed[..count] {
+            map.mark(key);
         }
-        Ok((replaced, displaced))
+        Ok(replaced)
     })?;
     // Dropped with the context released: a replaced value's `Drop` may read variables.
     drop(replaced);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Flagged, Flags, Mark, Shared, same, set_bit};
+use super::{Flagged, Flags, Shared, same, set_bit};
 
 const BITS: u32 = 4;
 const WIDTH: usize = 1 << BITS;
@@ -42,8 +42,6 @@ struct Branch<V> {
     present: u32,
     /// Bit `i` of kind `k`: some value below `children[i]` carries flag `k`.
     flagged: Flagged,
-    /// Bit `i`: some key below `children[i]` is marked.
-    marked: u32,
 }
 
 #[derive(Clone)]
@@ -53,25 +51,17 @@ struct Leaf<V> {
     present: u32,
     /// Bit `i` of kind `k`: `values[i]` carries flag `k`.
     flagged: Flagged,
-    /// Bit `i`: key `i` is marked (whether or not it holds a value).
-    marked: u32,
 }
 
 impl<V> Node<V> {
     fn empty(height: u32) -> Node<V> {
         if height == 0 {
-            Node::Leaf(Leaf {
-                values: [const { None }; WIDTH],
-                present: 0,
-                flagged: Flagged::default(),
-                marked: 0,
-            })
+            Node::Leaf(Leaf { values: [const { None }; WIDTH], present: 0, flagged: Flagged::default() })
         } else {
             Node::Branch(Branch {
                 children: [const { None }; WIDTH],
                 present: 0,
                 flagged: Flagged::default(),
-                marked: 0,
             })
         }
     }
@@ -80,15 +70,7 @@ impl<V> Node<V> {
     fn is_empty(&self) -> bool {
         match self {
             Node::Branch(b) => b.present == 0,
-            // Neither a value nor a mark: the node can go.
-            Node::Leaf(l) => l.present == 0 && l.marked == 0,
-        }
-    }
-
-    fn marked(&self) -> u32 {
-        match self {
-            Node::Branch(b) => b.marked,
-            Node::Leaf(l) => l.marked,
+            Node::Leaf(l) => l.present == 0,
         }
     }
 
@@ -208,22 +190,7 @@ impl<V> Trie<V> {
     /// Calls `f` with the entry of `key`, creating the path to it; shared nodes on that path
     /// are copied first. A value left there carries `flags`. Empty nodes left behind are
     /// removed.
-    #[inline]
     pub(super) fn update<R>(&mut self, key: u32, flags: Flags, f: impl FnOnce(&mut Option<V>) -> R) -> R
-    where
-        V: Clone,
-    {
-        self.update_marked(key, flags, Mark::Keep, f)
-    }
-
-    /// [`update`](Self::update), which also sets the key's mark or leaves it.
-    pub(super) fn update_marked<R>(
-        &mut self,
-        key: u32,
-        flags: Flags,
-        mark: Mark,
-        f: impl FnOnce(&mut Option<V>) -> R,
-    ) -> R
     where
         V: Clone,
     {
@@ -232,7 +199,7 @@ impl<V> Trie<V> {
         }
         let height = self.height;
         let root = self.root.get_or_insert_with(|| Arc::new(Node::empty(height)));
-        let result = update_node(Arc::make_mut(root), height, key, flags, mark, f);
+        let result = update_node(Arc::make_mut(root), height, key, flags, f);
         if root.is_empty() {
             self.root = None;
             self.height = 0;
@@ -248,9 +215,6 @@ impl<V> Trie<V> {
                 let Node::Branch(mut branch) = Node::empty(1) else { unreachable!("height 1 is a branch") };
                 branch.present = 1;
                 branch.flagged.set(1, old.flagged().summary());
-                if old.marked() != 0 {
-                    branch.marked = 1;
-                }
                 branch.children[0] = Some(old);
                 self.root = Some(Arc::new(Node::Branch(branch)));
                 self.height += 1;
@@ -267,7 +231,7 @@ impl<V> Trie<V> {
         V: Clone,
     {
         match &self.root {
-            Some(root) if root.flagged().any_of(flags) | root.marked() != 0 => {
+            Some(root) if root.flagged().any_of(flags) != 0 => {
                 let root = strip(root, flags);
                 Some(Trie { height: if root.is_some() { self.height } else { 0 }, root })
             }
@@ -285,9 +249,9 @@ impl<V> Trie<V> {
             }
     }
 
-    /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
-    /// key whose value differs, and gives up (returns `false`) at a key whose mark alone
-    /// differs, when `f` returns `false`, or when the tries are of different heights.
+    /// Like [`diff`](Self::diff), but may stop early: calls `f(key, before, after)` for every
+    /// key whose value differs, and gives up (returns `false`) when `f` returns `false`, or
+    /// when the tries are of different heights.
     pub(super) fn diff_exact(
         before: &Trie<V>,
         after: &Trie<V>,
@@ -298,67 +262,6 @@ impl<V> Trie<V> {
     {
         before.height == after.height
             && diff_exact_rec(before.root.as_ref(), after.root.as_ref(), before.height, 0, f)
-    }
-
-    /// Whether the trie holds a value (and not only marks); stops at the first one.
-    pub(super) fn has_values(&self) -> bool {
-        fn walk<V>(node: &Node<V>) -> bool {
-            match node {
-                Node::Leaf(leaf) => leaf.present != 0,
-                Node::Branch(branch) => branch.children.iter().flatten().any(|child| walk(child)),
-            }
-        }
-        self.root.as_deref().is_some_and(walk)
-    }
-
-    /// Whether `key` is marked.
-    pub(super) fn is_marked(&self, key: u32) -> bool {
-        let Some(mut node) = self.root.as_deref() else {
-            return false;
-        };
-        if !covers(self.height, key) {
-            return false;
-        }
-        let mut height = self.height;
-        loop {
-            if node.marked() & (1 << index(key, height)) == 0 {
-                return false;
-            }
-            match node {
-                Node::Branch(branch) => {
-                    let Some(child) = branch.children[index(key, height)].as_deref() else {
-                        return false;
-                    };
-                    node = child;
-                    height -= 1;
-                }
-                Node::Leaf(_) => return true,
-            }
-        }
-    }
-
-    /// Calls `f(key)` for every marked key, in key order. Subtrees without a mark are not
-    /// visited: the cost follows the number of marked keys.
-    pub(super) fn for_each_marked(&self, f: &mut impl FnMut(u32)) {
-        fn walk<V>(node: &Node<V>, height: u32, prefix: u32, f: &mut impl FnMut(u32)) {
-            let mut slots = node.marked();
-            while slots != 0 {
-                let i = slots.trailing_zeros();
-                slots &= slots - 1;
-                let key = prefix | (i << (height * BITS));
-                match node {
-                    Node::Leaf(_) => f(key),
-                    Node::Branch(branch) => {
-                        if let Some(child) = branch.children[i as usize].as_deref() {
-                            walk(child, height - 1, key, f);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(root) = self.root.as_deref() {
-            walk(root, self.height, 0, f);
-        }
     }
 
     /// Calls `f(key, before, after)` for every key whose value differs between `before` and
@@ -378,7 +281,6 @@ fn update_node<V: Clone, R>(
     height: u32,
     key: u32,
     flags: Flags,
-    mark: Mark,
     f: impl FnOnce(&mut Option<V>) -> R,
 ) -> R {
     let i = index(key, height);
@@ -389,34 +291,28 @@ fn update_node<V: Clone, R>(
             let present = leaf.values[i].is_some();
             set_bit(&mut leaf.present, bit, present);
             leaf.flagged.set(bit, if present { flags } else { Flags::NONE });
-            if mark == Mark::Set {
-                leaf.marked |= bit;
-            }
             result
         }
         Node::Branch(branch) => {
             let child = branch.children[i].get_or_insert_with(|| Arc::new(Node::empty(height - 1)));
             let child_node = Arc::make_mut(child);
-            let result = update_node(child_node, height - 1, key, flags, mark, f);
+            let result = update_node(child_node, height - 1, key, flags, f);
             let (empty, below) = (child_node.is_empty(), child_node.flagged().summary());
-            let marked_below = child_node.marked() != 0;
             if empty {
                 branch.children[i] = None;
             }
             set_bit(&mut branch.present, bit, !empty);
             branch.flagged.set(bit, below);
-            set_bit(&mut branch.marked, bit, marked_below);
             result
         }
     }
 }
 
-/// `node` without the values that carry any of `flags` and without marks; `None` if nothing
-/// is left.
+/// `node` without the values that carry any of `flags`; `None` if nothing is left.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
 fn strip<V: Clone>(node: &Arc<Node<V>>, flags: Flags) -> Option<Arc<Node<V>>> {
     let flagged = node.flagged().any_of(flags);
-    if flagged | node.marked() == 0 {
+    if flagged == 0 {
         return Some(Arc::clone(node));
     }
     let mut copy = Node::clone(node);
@@ -429,12 +325,10 @@ fn strip<V: Clone>(node: &Arc<Node<V>>, flags: Flags) -> Option<Arc<Node<V>>> {
             }
             leaf.present &= !flagged;
             leaf.flagged.clear(flagged);
-            leaf.marked = 0;
         }
         Node::Branch(branch) => {
-            let visit = flagged | branch.marked;
             for i in 0..WIDTH {
-                if visit & (1 << i) != 0 {
+                if flagged & (1 << i) != 0 {
                     let child = branch.children[i].as_ref().and_then(|child| strip(child, flags));
                     let bit = 1 << i;
                     set_bit(&mut branch.present, bit, child.is_some());
@@ -442,7 +336,6 @@ fn strip<V: Clone>(node: &Arc<Node<V>>, flags: Flags) -> Option<Arc<Node<V>>> {
                     branch.children[i] = child;
                 }
             }
-            branch.marked = 0;
         }
     }
     if copy.is_empty() { None } else { Some(Arc::new(copy)) }
@@ -645,19 +538,14 @@ fn diff_exact_rec<V: Shared>(
                 }
             }
             let (lx, ly) = (leaf(lx), leaf(ly));
-            let bits = |leaf: Option<&Leaf<V>>| leaf.map_or((0, 0), |leaf| (leaf.present, leaf.marked));
-            let ((px, mx), (py, my)) = (bits(lx), bits(ly));
-            let mut slots = px | py | mx | my;
+            let present = |leaf: Option<&Leaf<V>>| leaf.map_or(0, |leaf| leaf.present);
+            let mut slots = present(lx) | present(ly);
             while slots != 0 {
                 let i = slots.trailing_zeros() as usize;
                 slots &= slots - 1;
                 let before = lx.and_then(|leaf| leaf.values[i].as_ref());
                 let after = ly.and_then(|leaf| leaf.values[i].as_ref());
-                if !same(before, after) {
-                    if !f(prefix | i as u32, before, after) {
-                        return false;
-                    }
-                } else if (mx ^ my) & (1 << i) != 0 {
+                if !same(before, after) && !f(prefix | i as u32, before, after) {
                     return false;
                 }
             }
