@@ -493,8 +493,8 @@ impl<V> Map<V> {
         self.marks.for_each(&mut |key| f(key, self.get(key)));
     }
 
-    /// Like [`diff`](Self::diff), but also sees marks: calls `f(key, before, after)` for every
-    /// key whose value differs, and gives up (returns `false`) when the two maps' marks are
+    /// Like [`diff`](Self::diff), but also sees marks, and not always in key order: calls
+    /// `f(key, before, after)` for every key whose value differs, and gives up (returns `false`) when the two maps' marks are
     /// not the same set (not compared key by key: O(1)), when `f` returns `false`, or when
     /// the tries are of different heights. Shared subtrees are skipped.
     pub(crate) fn diff_exact(
@@ -508,8 +508,35 @@ impl<V> Map<V> {
         if !before.marks.same(&after.marks) {
             return false;
         }
-        if before.recent.is_none() && after.recent.is_none() {
+        let (recent_before, recent_after) = (before.recent.as_deref(), after.recent.as_deref());
+        if recent_before.is_none() && recent_after.is_none() {
             return Trie::diff_exact(&before.trie, &after.trie, f);
+        }
+        if before.trie.same(&after.trie) {
+            // Only the lists can differ (the common case of a copy written after a
+            // snapshot): their keys alone, compared as each map shows them.
+            if let Some(after_list) = recent_after {
+                for i in 0..after_list.len {
+                    let (key, now) = (after_list.keys[i], after_list.values[i].as_ref());
+                    let was = before.get(key);
+                    if !same(was, now) && !f(key, was, now) {
+                        return false;
+                    }
+                }
+            }
+            if let Some(before_list) = recent_before {
+                for i in 0..before_list.len {
+                    let key = before_list.keys[i];
+                    if recent_after.is_some_and(|list| list.find(key).is_some()) {
+                        continue; // compared above
+                    }
+                    let (was, now) = (before_list.values[i].as_ref(), after.trie.get(key));
+                    if !same(was, now) && !f(key, was, now) {
+                        return false;
+                    }
+                }
+            }
+            return true;
         }
         let mut going = true;
         Map::diff(before, after, &mut |key, a, b| {
@@ -669,6 +696,40 @@ mod tests {
         marked_only.mark(7);
         assert!(!Map::diff_exact(&snapshot, &marked_only, &mut |_, _, _| true));
         assert!(Map::diff_exact(&snapshot, &snapshot.clone(), &mut |_, _, _| true));
+    }
+
+    #[test]
+    fn diff_exact_reports_what_diff_does_when_only_the_lists_differ() {
+        let mut base = Map::default();
+        for key in 0..20 {
+            base.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let _pinned = base.clone(); // the trie stays shared: writes go to the lists
+        let mut before = base.clone();
+        before.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(100)));
+        before.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(200)));
+        let mut after = before.clone();
+        after.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(201)));
+        after.update(3, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(300)));
+        after.update(25, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2_500)));
+        // Back to what the trie holds, through the list.
+        let original = base.get(1).cloned();
+        after.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = original);
+        assert!(after.trie.same(&before.trie));
+        for (a, b) in [(&before, &after), (&after, &before), (&base, &after), (&before, &before)] {
+            let mut expected = Vec::new();
+            Map::diff(a, b, &mut |key, x, y| expected.push((key, x.map(|v| **v), y.map(|v| **v))));
+            let mut seen = Vec::new();
+            let whole = Map::diff_exact(a, b, &mut |key, x, y| {
+                seen.push((key, x.map(|v| **v), y.map(|v| **v)));
+                true
+            });
+            seen.sort_unstable();
+            assert!(whole);
+            assert_eq!(seen, expected);
+        }
+        // Stopped by `f`.
+        assert!(!Map::diff_exact(&before, &after, &mut |_, _, _| false));
     }
 
     #[test]
