@@ -61,10 +61,11 @@ pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl F
         // reads what it would read in the copy, and there is nothing to land.
         return f();
     }
-    let entry = current::snapshot();
-    let mut copy = Context { map: entry.clone(), id: 0 };
+    // While `f` runs, the caller's context is put away where only this call can reach it:
+    // at the exit it is still the copy's base, so no other handle on it is kept.
+    let mut copy = Context::current();
     let output = copy.run(f);
-    land(entry, copy.into_map(), vars);
+    land_on_base(copy.into_map(), vars);
     output
 }
 
@@ -172,10 +173,31 @@ impl<F> std::fmt::Debug for PropagateBack<F> {
 
 /// Merges the changes from `entry` to `exit` into the current context and marks them.
 fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
-    let exit = match land_unchanged(&entry, exit, vars) {
-        Ok(()) => return,
-        Err(exit) => exit,
+    let exit = match Few::of(&entry, &exit, vars) {
+        Some(few) => match few.land(exit, |caller| caller.same(&entry)) {
+            Ok(()) => return,
+            Err(exit) => exit,
+        },
+        None => exit,
     };
+    land_changes(entry, exit, vars);
+}
+
+/// [`land`] where the current context is the base (`entry`) itself: a sync function's exit.
+fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+    let exit = match current::read(|caller| Few::of(caller, &exit, vars)) {
+        // Nothing runs between the read and the write: the caller's context is unchanged.
+        Some(few) => match few.land(exit, |_| true) {
+            Ok(()) => return,
+            Err(exit) => exit,
+        },
+        None => exit,
+    };
+    land_changes(current::snapshot(), exit, vars);
+}
+
+/// The general case: every change merged three ways, one by one.
+fn land_changes(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
     let changes = Changes::landing(&entry, &exit, vars);
     // Let go of the copy first: the caller's context may then own its nodes again and take
     // the changes in place.
@@ -183,46 +205,57 @@ fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
     changes.apply();
 }
 
-/// At most this many changes take the path of [`land_unchanged`].
+/// At most this many changes take the path of [`Few`].
 const FEW: usize = 4;
 
-/// The common case, in O(changes) with nothing allocated: the caller's context is still
-/// `entry` (a sync function's always is) and every change lands. The three-way merge then
-/// takes every change as it is, so the caller's context becomes `exit` wholesale, with the
-/// changed keys marked (a key marked already costs nothing more). Gives `exit` back when
-/// the case does not apply (also when the marks differ: the function's own joins or calls
-/// marked something, and the merge marks only what lands).
-fn land_unchanged(entry: &Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Result<(), Map> {
-    let mut changed = [0; FEW];
-    let mut count = 0;
-    let mut first = None;
-    let simple = Map::diff_exact(entry, &exit, &mut |key, before, after| {
-        let Some(var) = after.or(before).map(|value| value.var()) else { return true };
-        let lands =
-            var.var_flows_back() && vars.is_none_or(|vars| vars.iter().any(|listed| listed.var_key() == key));
-        if !lands || count == FEW {
-            return false;
-        }
-        changed[count] = key;
-        count += 1;
-        first.get_or_insert(var);
-        true
-    });
-    if !simple {
-        return Err(exit);
+/// The common case, in O(changes) with nothing allocated: the caller's context is still the
+/// base (a sync function's always is) and every change lands. The three-way merge then takes
+/// every change as it is, so the caller's context becomes the copy at the exit wholesale,
+/// with the changed keys marked (a key marked already costs nothing more).
+struct Few {
+    keys: [u32; FEW],
+    count: usize,
+    /// The first changed variable, for the message of a refused write.
+    first: Option<&'static dyn AnyVar>,
+}
+
+impl Few {
+    /// The changes from `base` to `exit` if this case applies: they are at most [`FEW`],
+    /// each lands, and the marks are the same set (else the function's own joins or calls
+    /// marked something, and the merge marks only what lands).
+    fn of(base: &Map, exit: &Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Option<Few> {
+        let mut few = Few { keys: [0; FEW], count: 0, first: None };
+        let simple = Map::diff_exact(base, exit, &mut |key, before, after| {
+            let Some(var) = after.or(before).map(|value| value.var()) else { return true };
+            let lands = var.var_flows_back()
+                && vars.is_none_or(|vars| vars.iter().any(|listed| listed.var_key() == key));
+            if !lands || few.count == FEW {
+                return false;
+            }
+            few.keys[few.count] = key;
+            few.count += 1;
+            few.first.get_or_insert(var);
+            true
+        });
+        simple.then_some(few)
     }
-    let Some(first) = first else { return Ok(()) };
-    let replaced = current::write(first.var_name(), |map, _| {
-        if !map.same(entry) {
-            return Err(exit);
-        }
-        let replaced = std::mem::replace(map, exit);
-        for &key in &changed[..count] {
-            map.mark(key);
-        }
-        Ok(replaced)
-    })?;
-    // Dropped with the context released: a replaced value's `Drop` may read variables.
-    drop(replaced);
-    Ok(())
+
+    /// Makes `exit` the current context's map, if `unchanged` says the current one is still
+    /// the base, and marks the changed keys; else gives `exit` back.
+    fn land(self, exit: Map, unchanged: impl FnOnce(&Map) -> bool) -> Result<(), Map> {
+        let Some(first) = self.first else { return Ok(()) };
+        let replaced = current::write(first.var_name(), |map, _| {
+            if !unchanged(map) {
+                return Err(exit);
+            }
+            let replaced = std::mem::replace(map, exit);
+            for &key in &self.keys[..self.count] {
+                map.mark(key);
+            }
+            Ok(replaced)
+        })?;
+        // Dropped with the context released: a replaced value's `Drop` may read variables.
+        drop(replaced);
+        Ok(())
+    }
 }
