@@ -248,6 +248,10 @@ impl<V> Map<V> {
                 // `update` moves the entry into the trie and lets the shadowed value go.
                 return None;
             }
+            // Shared (after a snapshot): say so without `get_mut`'s locked instruction.
+            if Arc::strong_count(recent) != 1 {
+                return None;
+            }
             return Arc::get_mut(recent)?.values[i].as_mut();
         }
         self.trie.unique_mut(key)
