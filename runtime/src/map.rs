@@ -19,8 +19,9 @@
 //! per flag and slot, whether a flagged entry lives below it, so that a walk such as the copy
 //! into a child task ([`Map::without`]) goes straight to the flagged entries.
 //!
-//! The marked keys ([`Mark`]) are a set of their own ([`marks`]), next to the trie and the
-//! list, so that the copy into a child, which has no marks, leaves them out in O(1).
+//! The marked keys ([`Mark`]) are a set of their own ([`marks`]), kept with the list rather
+//! than in the trie's nodes, so that the copy into a child, which has no marks, leaves them
+//! out in O(1) (the map stays two pointers: a snapshot still clones two handles).
 //!
 //! The map is a leaf module: it stores any [`Shared`] value and knows nothing of variables
 //! (`value.rs` instantiates it for the context's values).
@@ -153,10 +154,9 @@ pub(crate) const RECENT: usize = 8;
 /// A persistent map from keys to values. `Clone` is O(1).
 pub(crate) struct Map<V> {
     trie: Trie<V>,
-    /// Writes made while the trie was shared; they shadow the trie. Never empty when `Some`.
+    /// Writes made while the trie was shared, which shadow the trie, and the marked keys.
+    /// `None` when there are neither.
     recent: Option<Arc<Recent<V>>>,
-    /// The marked keys, whether or not they hold a value.
-    marks: Marks,
 }
 
 /// Up to [`RECENT`] entries, each a key, its value and the value's flags, in no order (a
@@ -167,9 +167,27 @@ struct Recent<V> {
     keys: [u32; RECENT],
     values: [Option<V>; RECENT],
     flags: [Flags; RECENT],
+    /// The marked keys, whether or not they hold a value.
+    marks: Marks,
 }
 
 impl<V> Recent<V> {
+    fn empty() -> Recent<V> {
+        Recent {
+            len: 0,
+            keys: [0; RECENT],
+            values: [const { None }; RECENT],
+            flags: [Flags::NONE; RECENT],
+            marks: Marks::EMPTY,
+        }
+    }
+
+    /// Whether it holds neither a write nor a mark, and can go.
+    #[inline]
+    fn is_void(&self) -> bool {
+        self.len == 0 && self.marks.is_empty()
+    }
+
     #[inline]
     fn find(&self, key: u32) -> Option<usize> {
         self.keys[..self.len].iter().position(|&k| k == key)
@@ -189,7 +207,7 @@ impl<V> Recent<V> {
 // By hand: a derive would ask for `V: Clone`/`V: Default`, which the map does not need.
 impl<V> Clone for Map<V> {
     fn clone(&self) -> Self {
-        Map { trie: self.trie.clone(), recent: self.recent.clone(), marks: self.marks.clone() }
+        Map { trie: self.trie.clone(), recent: self.recent.clone() }
     }
 }
 
@@ -201,20 +219,19 @@ impl<V> Default for Map<V> {
 
 impl<V> Map<V> {
     /// The empty map; `const` so that a thread's context needs no lazy initialisation.
-    pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None, marks: Marks::EMPTY };
+    pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None };
 
     /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
     #[inline]
     pub(crate) fn swap(&mut self, other: &mut Map<V>) {
         self.trie.swap(&mut other.trie);
         std::mem::swap(&mut self.recent, &mut other.recent);
-        std::mem::swap(&mut self.marks, &mut other.marks);
     }
 
     /// Whether the map holds no value (it may still hold marks).
     pub(crate) fn is_empty(&self) -> bool {
         // A recent entry always holds a value, and the trie keeps no empty node.
-        self.trie.is_empty() && self.recent.is_none()
+        self.trie.is_empty() && self.recent.as_ref().is_none_or(|recent| recent.len == 0)
     }
 
     /// Whether dropping this map may drop values: no other map shares its trie's root or its
@@ -222,7 +239,7 @@ impl<V> Map<V> {
     #[inline]
     pub(crate) fn is_last_holder(&self) -> bool {
         self.trie.is_last_holder()
-            || self.recent.as_ref().is_some_and(|recent| Arc::strong_count(recent) == 1)
+            || self.recent.as_ref().is_some_and(|recent| recent.len > 0 && Arc::strong_count(recent) == 1)
     }
 
     /// The value stored under `key`.
@@ -280,8 +297,14 @@ impl<V> Map<V> {
     /// Marks `key` (a mark stays until a child's copy leaves it out); O(1) when it is
     /// marked already.
     #[inline]
-    pub(crate) fn mark(&mut self, key: u32) {
-        self.marks.insert(key);
+    pub(crate) fn mark(&mut self, key: u32)
+    where
+        V: Clone,
+    {
+        if self.is_marked(key) {
+            return;
+        }
+        Arc::make_mut(self.recent.get_or_insert_with(|| Arc::new(Recent::empty()))).marks.insert(key);
     }
 
     /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
@@ -309,7 +332,7 @@ impl<V> Map<V> {
                 // The trie's path is this map's own again: the entry moves there, and the
                 // value it shadowed, which no other map holds through this path, goes.
                 let (_, value, _) = recent.remove(i);
-                if recent.len == 0 {
+                if recent.is_void() {
                     self.recent = None;
                 }
                 return self.trie.update(key, flags, |slot| {
@@ -322,7 +345,7 @@ impl<V> Map<V> {
             if recent.values[i].is_none() {
                 // Unset: the entry goes, and so does what it shadowed.
                 recent.remove(i);
-                if recent.len == 0 {
+                if recent.is_void() {
                     self.recent = None;
                 }
                 if self.trie.get(key).is_some() {
@@ -360,15 +383,7 @@ impl<V> Map<V> {
             self.trie.update(key, flags, |slot| displaced.extend(slot.replace(value)));
             return;
         }
-        let recent = self.recent.get_or_insert_with(|| {
-            Arc::new(Recent {
-                len: 0,
-                keys: [0; RECENT],
-                values: [const { None }; RECENT],
-                flags: [Flags::NONE; RECENT],
-            })
-        });
-        let recent = Arc::make_mut(recent);
+        let recent = Arc::make_mut(self.recent.get_or_insert_with(|| Arc::new(Recent::empty())));
         let i = recent.len;
         recent.keys[i] = key;
         recent.values[i] = Some(value);
@@ -376,16 +391,19 @@ impl<V> Map<V> {
         recent.len += 1;
     }
 
-    /// Moves the recent writes into the trie.
+    /// Moves the recent writes into the trie (the marks stay).
     fn compact(&mut self, displaced: &mut Vec<V>)
     where
         V: Clone,
     {
-        let Some(recent) = self.recent.take() else { return };
-        let mut recent = Arc::unwrap_or_clone(recent);
+        let Some(recent) = self.recent.as_mut() else { return };
+        let recent = Arc::make_mut(recent);
         while recent.len > 0 {
             let (key, value, flags) = recent.remove(recent.len - 1);
             self.trie.update(key, flags, |slot| displaced.extend(std::mem::replace(slot, value)));
+        }
+        if recent.is_void() {
+            self.recent = None;
         }
     }
 
@@ -401,17 +419,22 @@ impl<V> Map<V> {
             .recent
             .as_ref()
             .is_some_and(|recent| recent.flags[..recent.len].iter().any(|f| f.intersects(flags)));
+        let marked = self.recent.as_ref().is_some_and(|recent| !recent.marks.is_empty());
         let trie = self.trie.without(flags);
-        if trie.is_none() && !recent_flagged && self.marks.is_empty() {
+        if trie.is_none() && !recent_flagged && !marked {
             return None;
         }
-        let mut map = Map {
-            trie: trie.unwrap_or_else(|| self.trie.clone()),
-            recent: self.recent.clone(),
-            marks: Marks::EMPTY,
+        let recent = match &self.recent {
+            // Marks alone: nothing to copy.
+            Some(recent) if recent.len == 0 => None,
+            recent => recent.clone(),
         };
-        if recent_flagged && let Some(recent) = &mut map.recent {
+        let mut map = Map { trie: trie.unwrap_or_else(|| self.trie.clone()), recent };
+        if (recent_flagged || marked)
+            && let Some(recent) = &mut map.recent
+        {
             let recent = Arc::make_mut(recent);
+            recent.marks = Marks::EMPTY;
             let mut i = 0;
             while i < recent.len {
                 if recent.flags[i].intersects(flags) {
@@ -425,7 +448,7 @@ impl<V> Map<V> {
                     i += 1;
                 }
             }
-            if recent.len == 0 {
+            if recent.is_void() {
                 map.recent = None;
             }
         }
@@ -440,7 +463,7 @@ impl<V> Map<V> {
     where
         V: Shared,
     {
-        let (recent_before, recent_after) = (before.recent.as_deref(), after.recent.as_deref());
+        let (recent_before, recent_after) = (before.list(), after.list());
         if recent_before.is_none() && recent_after.is_none() {
             return Trie::diff(&before.trie, &after.trie, f);
         }
@@ -476,7 +499,6 @@ impl<V> Map<V> {
     /// Whether both maps are the same map (not merely equal): O(1).
     pub(crate) fn same(&self, other: &Map<V>) -> bool {
         self.trie.same(&other.trie)
-            && self.marks.same(&other.marks)
             && match (&self.recent, &other.recent) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -487,14 +509,27 @@ impl<V> Map<V> {
     /// Whether `key` is marked.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn is_marked(&self, key: u32) -> bool {
-        self.marks.contains(key)
+        self.recent.as_ref().is_some_and(|recent| recent.marks.contains(key))
+    }
+
+    /// The marked keys.
+    #[inline]
+    fn marks_of(&self) -> &Marks {
+        static NONE: Marks = Marks::EMPTY;
+        self.recent.as_ref().map_or(&NONE, |recent| &recent.marks)
+    }
+
+    /// The list of recent writes, if it holds any.
+    #[inline]
+    fn list(&self) -> Option<&Recent<V>> {
+        self.recent.as_deref().filter(|recent| recent.len > 0)
     }
 
     /// Calls `f(key, value)` for every marked key, in key order. Unmarked subtrees are not
     /// visited: the cost follows the number of marked keys.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&V>)) {
-        self.marks.for_each(&mut |key| f(key, self.get(key)));
+        self.marks_of().for_each(&mut |key| f(key, self.get(key)));
     }
 
     /// Like [`diff`](Self::diff), but also sees marks, and not always in key order: calls
@@ -509,10 +544,10 @@ impl<V> Map<V> {
     where
         V: Shared,
     {
-        if !before.marks.same(&after.marks) {
+        if !before.marks_of().same(after.marks_of()) {
             return false;
         }
-        let (recent_before, recent_after) = (before.recent.as_deref(), after.recent.as_deref());
+        let (recent_before, recent_after) = (before.list(), after.list());
         if recent_before.is_none() && recent_after.is_none() {
             return Trie::diff_exact(&before.trie, &after.trie, f);
         }
@@ -700,6 +735,28 @@ mod tests {
         marked_only.mark(7);
         assert!(!Map::diff_exact(&snapshot, &marked_only, &mut |_, _, _| true));
         assert!(Map::diff_exact(&snapshot, &snapshot.clone(), &mut |_, _, _| true));
+    }
+
+    #[test]
+    fn marks_stay_when_the_list_moves_into_the_trie_and_leave_no_list_behind() {
+        let mut map = Map::default();
+        map.mark(3);
+        assert!(map.is_empty() && map.is_marked(3), "marks are not values");
+        let child = map.without(Flags::NONE).expect("a mark to leave out");
+        assert!(child.recent.is_none() && !child.is_marked(3));
+        map.update(40, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(40)));
+        for key in 0..=RECENT as u32 {
+            let snapshot = map.clone();
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+            drop(snapshot);
+        }
+        // The list filled up and moved into the trie; the mark is still there.
+        assert!(map.list().is_none());
+        assert!(map.is_marked(3) && !map.is_marked(4));
+        assert!(!map.is_last_holder() || map.trie.is_last_holder(), "marks hold no value");
+        let mut marked = Vec::new();
+        map.for_each_marked(&mut |key, value| marked.push((key, value.map(|v| **v))));
+        assert_eq!(marked, vec![(3, Some(3))]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! parent: that context, child: the copy at exit), and their keys are marked there so that a
 //! plain `.await` of the task delivers them on (see `join.rs`). A panic, or a future dropped
 //! before it completes, lands nothing. The cost follows the number of changes the function
-//! made: nothing is accumulated between calls but the marks in the map's set of marks.
+//! made: nothing is accumulated between calls but the marks (a persistent set in the map).
 
 use std::future::Future;
 use std::pin::Pin;
