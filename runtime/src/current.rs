@@ -111,9 +111,30 @@ impl Frame {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A fresh context identity.
+/// How many identities a thread takes from [`NEXT_ID`] at a time.
+const ID_BLOCK: u64 = 1 << 10;
+
+thread_local! {
+    /// The thread's block of identities: the next one, and the end of the block.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A fresh context identity, unique in the process. Every `#[propagate(back)]` call's copy
+/// takes one at its first write: from the thread's own block, without the locked
+/// instruction of a shared counter.
 pub(crate) fn fresh_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    IDS.try_with(|ids| {
+        let (next, end) = ids.get();
+        if next < end {
+            ids.set((next + 1, end));
+            return next;
+        }
+        let start = NEXT_ID.fetch_add(ID_BLOCK, Ordering::Relaxed);
+        ids.set((start + 1, start + ID_BLOCK));
+        start
+    })
+    // During thread teardown: one from the shared counter.
+    .unwrap_or_else(|_| NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Calls `f` with the current context's map.
@@ -462,4 +483,24 @@ pub(crate) fn drop_outside<T>(values: T) {
         drop_outside(left);
     }
     drop(depth);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_unique_across_threads_and_blocks() {
+        let per_thread = 3 * ID_BLOCK as usize / 2; // each thread crosses into a second block
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || (0..per_thread).map(|_| fresh_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut ids: Vec<u64> = threads.into_iter().flat_map(|thread| thread.join().unwrap()).collect();
+        ids.extend((0..per_thread).map(|_| fresh_id()));
+        let count = ids.len();
+        assert!(ids.iter().all(|&id| id != 0), "zero means no identity yet");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+    }
 }
