@@ -233,6 +233,20 @@ fn refused_write(name: &'static str) -> ! {
     }
 }
 
+/// [`write`] for a caller that knows what to write only once it has seen the map: calls `f`
+/// where `write` would call it, else gives `None` (and leaves the panic, with the name of a
+/// variable, to a later `write`). Assigns no identity: `f` writes no token.
+#[inline(always)]
+pub(crate) fn try_write<R>(f: impl FnOnce(&mut Map) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|frame| {
+            let mut frame = frame.try_borrow_mut().ok()?;
+            frame.is_owned().then(|| f(&mut frame.map))
+        })
+        .ok()
+        .flatten()
+}
+
 /// A write from code that runs while `get` holds the context: a `Clone` impl of a stored
 /// value that sets a variable.
 #[cold]

@@ -185,6 +185,19 @@ fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
 
 /// [`land`] where the current context is the base (`entry`) itself: a sync function's exit.
 fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+    // The common case in one visit to the caller's context: compared with the copy, then
+    // replaced by it. What is let go of is dropped once the context is released.
+    let mut exit = Some(exit);
+    let replaced = current::try_write(|caller| {
+        let few = Few::of(caller, exit.as_ref()?, vars)?;
+        Some(few.replace(caller, exit.take()?))
+    });
+    let Some(exit) = exit else {
+        drop(replaced);
+        return;
+    };
+    // Otherwise the general case, or code without a context of its own, where the write
+    // below panics, naming a variable the function changed.
     let exit = match current::read(|caller| Few::of(caller, &exit, vars)) {
         // Nothing runs between the read and the write: the caller's context is unchanged.
         Some(few) => match few.land(exit, |_| true) {
@@ -248,14 +261,24 @@ impl Few {
             if !unchanged(map) {
                 return Err(exit);
             }
-            let replaced = std::mem::replace(map, exit);
-            for &key in &self.keys[..self.count] {
-                map.mark(key);
-            }
-            Ok(replaced)
+            Ok(self.replace(map, exit))
         })?;
         // Dropped with the context released: a replaced value's `Drop` may read variables.
         drop(replaced);
         Ok(())
+    }
+
+    /// Makes `exit` the caller's map `map`, which is the base, and marks the changed keys
+    /// there; gives back what is let go of (the old map, or `exit` if nothing changed), to be
+    /// dropped once the context is released.
+    fn replace(self, map: &mut Map, exit: Map) -> Map {
+        if self.count == 0 {
+            return exit;
+        }
+        let replaced = std::mem::replace(map, exit);
+        for &key in &self.keys[..self.count] {
+            map.mark(key);
+        }
+        replaced
     }
 }
