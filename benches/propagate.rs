@@ -116,7 +116,9 @@ fn spawn_with_marks(c: &mut Criterion) {
                 b.iter(|| black_box(Fork::current()))
             });
             group.bench_function(BenchmarkId::new("spawn_after_marked", n), |b| {
-                b.iter(|| rt.block_on(contextvars::spawn(async { black_box(1) })).expect("no panic"))
+                b.iter(|| {
+                    rt.block_on(async { contextvars::spawn(async { black_box(1) }).await.expect("no panic") })
+                })
             });
         });
     }
