@@ -10,15 +10,18 @@
 //! The difference of the two totals divided by 100,000 is the count per operation, setup
 //! excluded. Operations: `get`, `set` (in place, token dropped), `current`
 //! (`Context::current()` and its drop), `set_after_snapshot` (`Context::current()`, `set`,
-//! both dropped), at `n` variables set; `propagate_back` (one call changing one variable)
-//! and `fork` (what a spawn copies: `Fork::current()`, dropped), at `n` variables marked by
-//! an earlier `propagate_back` call. Under `cargo bench` (no operation named) it does
-//! nothing.
+//! both dropped), at `n` variables set; `propagate_back` (one call changing one variable,
+//! token dropped), `propagate_back_async` (the same, polled once) and `fork` (what a spawn
+//! copies: `Fork::current()`, dropped), at `n` variables marked by an earlier
+//! `propagate_back` call. Under `cargo bench` (no operation named) it does nothing.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
-use contextvars::{Context, ContextVar, Fork, propagate_back};
+use contextvars::{Context, ContextVar, Fork, propagate_back, propagate_back_async};
 
 static VARS: [ContextVar<u64>; 8_192] = [const { ContextVar::new("v", || 0) }; 8_192];
 
@@ -59,7 +62,11 @@ fn main() {
     };
     let n: usize = n.parse().expect("a number of variables, at most 8,192");
     let iterations: u64 = iterations.parse().expect("a number of iterations");
-    let mut ctx = if matches!(op.as_str(), "propagate_back" | "fork") { marked(n) } else { context_with(n) };
+    let mut ctx = if matches!(op.as_str(), "propagate_back" | "propagate_back_async" | "fork") {
+        marked(n)
+    } else {
+        context_with(n)
+    };
     let var = &VARS[n / 2];
     let start = Instant::now();
     ctx.run(|| match op.as_str() {
@@ -81,10 +88,19 @@ fn main() {
         "propagate_back" => (0..iterations).for_each(|i| {
             drop(propagate_back(None, || var.set(black_box(i))));
         }),
+        "propagate_back_async" => (0..iterations).for_each(|i| {
+            let call = pin!(propagate_back_async(None, async move { var.set(black_box(i)) }));
+            match call.poll(&mut TaskContext::from_waker(Waker::noop())) {
+                Poll::Ready(token) => drop(token),
+                Poll::Pending => unreachable!("the body never waits"),
+            }
+        }),
         "fork" => (0..iterations).for_each(|_| {
             drop(black_box(Fork::current()));
         }),
-        other => panic!("unknown operation {other}: get, set, current, set_after_snapshot, propagate_back or fork"),
+        other => panic!(
+            "unknown operation {other}: get, set, current, set_after_snapshot, propagate_back, propagate_back_async or fork"
+        ),
     });
     println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
 }
