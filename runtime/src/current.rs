@@ -258,12 +258,6 @@ fn reentrant_write(name: &'static str) -> ! {
     )
 }
 
-/// Whether `get` holds the thread's context: code that runs now is a `Clone` of the value it
-/// clones, which can neither enter a context nor write.
-pub(crate) fn in_get() -> bool {
-    CURRENT.try_with(|frame| frame.try_borrow_mut().is_err()).unwrap_or(false)
-}
-
 #[cold]
 #[track_caller]
 fn no_context_write(name: &'static str, job: bool) -> ! {

@@ -55,16 +55,18 @@ use crate::var::AnyVar;
 /// # });
 /// ```
 pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl FnOnce() -> R) -> R {
-    if current::in_get() {
+    // While `f` runs, the caller's context is put away where only this call can reach it:
+    // at the exit it is still the copy's base, so no other handle on it is kept.
+    let mut copy = Context::current();
+    let Some(entered) = current::Enter::try_new(&mut copy, current::Entered::Run) else {
         // Called from the `Clone` of a value that `get` is cloning: no context can be entered
         // there, nor can `f` set anything (a `set` panics and says why), so `f` run in place
         // reads what it would read in the copy, and there is nothing to land.
         return f();
-    }
-    // While `f` runs, the caller's context is put away where only this call can reach it:
-    // at the exit it is still the copy's base, so no other handle on it is kept.
-    let mut copy = Context::current();
-    let output = copy.run(f);
+    };
+    // A panic in `f` leaves the copy (the guard puts the caller's context back): nothing lands.
+    let output = f();
+    drop(entered);
     land_on_base(copy.into_map(), vars);
     output
 }
