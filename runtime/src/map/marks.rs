@@ -5,6 +5,9 @@
 //! Setting a mark copies the nodes on its path when they are shared, as the trie does, but
 //! these nodes hold bits and child pointers only: no value's reference count is touched.
 //! Marking a key that is marked already copies nothing.
+//!
+//! The first [`FEW`] keys are held inline, without a node: copying the set (with the map's
+//! list of recent writes, at every write after a snapshot) then touches no reference count.
 
 use std::sync::Arc;
 
@@ -14,10 +17,16 @@ const LEAF_BITS: u32 = 6;
 const BITS: u32 = 4;
 const WIDTH: usize = 1 << BITS;
 
+/// How many keys the set holds inline, before it moves them into nodes.
+const FEW: usize = 4;
+
 /// A persistent set of keys. `Clone` is O(1).
 #[derive(Clone, Default)]
 pub(super) struct Marks {
-    /// Its height is in the node, which keeps the set one pointer wide.
+    /// Up to [`FEW`] keys, in the order they were added, while `root` is `None`.
+    few: [u32; FEW],
+    len: u8,
+    /// Its height is in the node.
     root: Option<Arc<Node>>,
 }
 
@@ -58,23 +67,30 @@ fn index(key: u32, height: u32) -> usize {
 
 impl Marks {
     /// The empty set; `const` so that the empty map is.
-    pub(super) const EMPTY: Marks = Marks { root: None };
+    pub(super) const EMPTY: Marks = Marks { few: [0; FEW], len: 0, root: None };
 
     pub(super) fn is_empty(&self) -> bool {
-        self.root.is_none()
+        self.len == 0 && self.root.is_none()
     }
 
-    /// Whether both are the same set (not merely equal): O(1).
+    /// Whether both are the same set: the same inline keys in the same order, or the same
+    /// nodes (not compared key by key: O(1), and `false` for some equal sets).
+    #[inline]
     pub(super) fn same(&self, other: &Marks) -> bool {
-        match (&self.root, &other.root) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
+        self.len == other.len
+            && self.few == other.few
+            && match (&self.root, &other.root) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     #[inline]
     pub(super) fn contains(&self, key: u32) -> bool {
+        if self.few[..self.len as usize].contains(&key) {
+            return true;
+        }
         let Some(mut node) = self.root.as_deref() else { return false };
         if !covers(node.height(), key) {
             return false;
@@ -95,6 +111,20 @@ impl Marks {
         if self.contains(key) {
             return;
         }
+        if self.root.is_none() && (self.len as usize) < FEW {
+            self.few[self.len as usize] = key;
+            self.len += 1;
+            return;
+        }
+        // Full inline: every key moves into the nodes.
+        let few = std::mem::take(&mut self.few);
+        let len = std::mem::take(&mut self.len) as usize;
+        for key in few[..len].iter().copied().chain([key]) {
+            self.insert_node(key);
+        }
+    }
+
+    fn insert_node(&mut self, key: u32) {
         let root = self.root.get_or_insert_with(|| Arc::new(Node::empty(0)));
         while !covers(root.height(), key) {
             let height = root.height() + 1;
@@ -107,6 +137,10 @@ impl Marks {
 
     /// Calls `f(key)` for every key in the set, in key order.
     pub(super) fn for_each(&self, f: &mut impl FnMut(u32)) {
+        let mut few = self.few;
+        let few = &mut few[..self.len as usize];
+        few.sort_unstable();
+        few.iter().for_each(|&key| f(key));
         fn walk(node: &Node, prefix: u32, f: &mut impl FnMut(u32)) {
             match node {
                 Node::Leaf(bits) => {
@@ -182,5 +216,23 @@ mod tests {
         assert_eq!(keys(&snapshot), vec![10]);
         assert_eq!(keys(&marks), vec![10, 2_000]);
         assert!(Marks::EMPTY.same(&Marks::default()) && Marks::EMPTY.is_empty());
+    }
+
+    #[test]
+    fn a_few_keys_inline_then_all_in_nodes() {
+        let mut marks = Marks::EMPTY;
+        for key in [9, 2, 700] {
+            marks.insert(key);
+        }
+        assert!(marks.root.is_none(), "held inline");
+        let snapshot = marks.clone();
+        marks.insert(5);
+        marks.insert(2);
+        assert!(marks.root.is_none() && marks.len as usize == FEW);
+        marks.insert(1);
+        assert!(marks.root.is_some() && marks.len == 0, "the fifth key moves them all");
+        assert_eq!(keys(&marks), vec![1, 2, 5, 9, 700]);
+        assert_eq!(keys(&snapshot), vec![2, 9, 700]);
+        assert!(!marks.same(&snapshot) && snapshot.contains(700) && !snapshot.contains(5));
     }
 }
