@@ -133,8 +133,9 @@ impl fmt::Debug for Fields {
 /// context follow as `name=value` (see [`Fields`]). The wrapped format renders into a
 /// buffer, so it writes no ANSI colours. When the wrapped format writes a JSON object
 /// (`format().json()`, flattened or not), the variables are members of that object, after
-/// its own, typed (see the [module](self) docs); a variable named like one of the format's
-/// own members (`level`, `fields`, ...) would repeat that key, so name them apart.
+/// its own, typed (see the [module](self) docs). A key appears once: a variable named like
+/// one of the object's own members (`level`, `fields`, a field of a flattened event) or
+/// like an earlier variable is left out of that event, so name them apart.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -219,14 +220,23 @@ where
             // A JSON object (`format().json()`): the variables become members of it.
             writer.write_str(members)?;
             let mut first = members.trim_end().ends_with('{');
+            // A name the object already has (the format's `level`, a flattened field) keeps
+            // its member: a second one would be read as the last by most parsers.
+            let mut taken = json::top_level_keys(members);
             for &var in self.fields.vars.iter().filter(|var| var.is_set_here()) {
+                let mut key = String::new();
+                json::write_str(&mut key, var.field_name())?;
+                if taken.contains(&key) {
+                    continue;
+                }
                 if !first {
                     writer.write_char(',')?;
                 }
                 first = false;
-                json::write_str(&mut writer, var.field_name())?;
+                writer.write_str(&key)?;
                 writer.write_char(':')?;
                 json::write_value(&mut writer, &Typed::of(var))?;
+                taken.push(key);
             }
             writer.write_char('}')?;
         } else {
@@ -268,6 +278,37 @@ mod json {
             }
         }
         out.write_char('"')
+    }
+
+    /// The keys of the members of an object's text (without its closing brace), as written:
+    /// quoted and escaped. Only the object's own, not those of the objects inside it.
+    pub(super) fn top_level_keys(members: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let (mut depth, mut string_start, mut escaped) = (0usize, None, false);
+        for (at, c) in members.char_indices() {
+            if let Some(start) = string_start {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        string_start = None;
+                        let rest = members[at + 1..].trim_start();
+                        if depth == 1 && rest.starts_with(':') {
+                            keys.push(members[start..=at].to_string());
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => string_start = Some(at),
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        keys
     }
 
     /// A value as JSON: strings, numbers, booleans and `null` as themselves; a float that is

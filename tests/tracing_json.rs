@@ -18,6 +18,8 @@ static SCORE: ContextVar<f64> = ContextVar::new("score", || 0.0);
 static NICK: ContextVar<Option<String>> = ContextVar::new("nick", || None);
 static TIMEOUT: ContextVar<Duration> = ContextVar::new("timeout", Duration::default);
 static UNSET: ContextVar<u32> = ContextVar::new("unset", || 0);
+/// Named like a member of every JSON event.
+static LEVEL: ContextVar<String> = ContextVar::new("level", String::new);
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -39,8 +41,8 @@ fn logs() -> &'static (Buffer, Buffer) {
         use tracing_subscriber::Layer;
         use tracing_subscriber::layer::SubscriberExt;
         let (nested, flat) = (Buffer::default(), Buffer::default());
-        let vars: [&'static dyn contextvars::tracing::LogVar; 7] =
-            [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET];
+        let vars: [&'static dyn contextvars::tracing::LogVar; 8] =
+            [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET, &LEVEL];
         let (writer, flat_writer) = (nested.clone(), flat.clone());
         let nested_layer = tracing_subscriber::fmt::layer()
             .event_format(ContextFields::new(&vars).format(format().json()))
@@ -110,4 +112,51 @@ fn flattened_events_get_them_beside_their_own_fields() {
     assert_eq!(events[0]["nick"], json!("ada"));
     assert_eq!(events[0]["score"], Value::Null);
     assert!(events[0].get("user").is_none());
+}
+
+#[test]
+fn a_variable_named_like_a_member_of_the_event_leaves_the_event_its_own() {
+    let (nested, flat) = logs();
+    USER.set("from the context".into());
+    LEVEL.set("from the context".into());
+    tracing::info!(target: "flat", user = "from the event", "collides");
+    tracing::info!("collides at the top");
+    for (buffer, message) in [(flat, "collides"), (nested, "collides at the top")] {
+        let lines = lines(buffer, message);
+        assert_eq!(lines.len(), 1, "{message}");
+        // One member per name: a duplicate key is read as the last one by most parsers.
+        let line = &lines[0];
+        for key in ["\"user\":", "\"level\":"] {
+            assert_eq!(line.matches(key).count(), 1, "{key} in {line}");
+        }
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["level"], "INFO");
+        if message == "collides" {
+            assert_eq!(event["user"], "from the event");
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any string (control characters, quotes, backslashes, U+2028, U+FFFF, emoji) is one
+    /// JSON string that parses back to itself.
+    #[test]
+    fn any_string_value_parses_back(user in "(?s).{0,40}|[\\x00-\\x1f\"\\\\\u{2028}\u{ffff}\u{1f600}é]{0,16}") {
+        let (nested, _) = logs();
+        USER.set(user.clone());
+        let message = format!("fuzz {}", REQUEST_ID.get());
+        REQUEST_ID.set(REQUEST_ID.get() + 1);
+        tracing::info!(user_field = %user, "{message}");
+        let events = events(nested, &message);
+        proptest::prop_assert_eq!(events.len(), 1);
+        proptest::prop_assert_eq!(&events[0]["user"], &json!(user));
+    }
+}
+
+/// The raw lines of `buffer` that contain `message`.
+fn lines(buffer: &Buffer, message: &str) -> Vec<String> {
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    text.lines().filter(|line| line.contains(&format!("\"{message}\""))).map(str::to_string).collect()
 }
