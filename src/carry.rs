@@ -28,7 +28,16 @@ thread_local! {
 /// are copied as usual. The one opt-out for every child form: for a background job that
 /// outlives the request, whose events and spans should not hang under it.
 ///
-/// It applies to the children started while `f` runs, on this thread. A `#[sync_endpoint]`
+/// A carried child holds the spawner's span, as `tracing`'s `Instrument` does: the span
+/// closes (its `on_close`, its duration) when the last child that carries it ends, not when
+/// the spawner leaves it. A long-lived worker started from a request keeps the request's
+/// span open, and every span it starts is the request's child, for as long as it runs:
+/// start it under `untraced`.
+///
+/// It nests, and applies to the children started while `f` runs, on this thread: not to
+/// those a future returned by `f` starts when it is awaited (`untraced(|| async {
+/// spawn(job) })` opts nothing out). An untraced child's own children carry what it runs
+/// in: no span and an empty trace context, unless it starts its own. A `#[sync_endpoint]`
 /// function is awaited in place, as the caller's own work, and always runs in its span. A
 /// local task enters no span of its own then, but is polled by its `LocalSet`: if that is
 /// polled inside a span, the task sees it, as tokio's own local tasks would.

@@ -113,3 +113,36 @@ async fn a_span_started_in_a_request_gets_the_values_its_headers_set() {
     assert_eq!(ended.attributes("handler"), [attribute("user.id", "grace")]);
     assert!(USER.get().is_none()); // the request's context was its own
 }
+
+/// Spans started where no `contextvars` child runs (a plain thread, a plain tokio task on a
+/// worker that just ran one that set the variables, the blocking pool after such a closure)
+/// start without panicking and get nothing of anyone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_started_outside_any_context_get_no_foreign_values() {
+    let (provider, ended) = provider();
+    let tracer = provider.tracer("test");
+    let set_all = || {
+        USER.set(Some("ada".into()));
+        ROWS.set(3);
+    };
+    for _ in 0..8 {
+        contextvars::spawn(async move { set_all() }).await.unwrap();
+        contextvars::spawn_blocking(set_all).await.unwrap();
+    }
+    let plain = tracer.clone();
+    std::thread::spawn(move || plain.in_span("plain thread", |_| {})).join().unwrap();
+    for index in 0..8 {
+        let plain = tracer.clone();
+        tokio::spawn(async move { plain.in_span(format!("plain task {index}"), |_| {}) }).await.unwrap();
+        let plain = tracer.clone();
+        tokio::task::spawn_blocking(move || plain.in_span(format!("plain blocking {index}"), |_| {}))
+            .await
+            .unwrap();
+    }
+    let names = ["plain thread".to_string()]
+        .into_iter()
+        .chain((0..8).flat_map(|index| [format!("plain task {index}"), format!("plain blocking {index}")]));
+    for name in names {
+        assert_eq!(ended.attributes(&name), [], "{name}");
+    }
+}

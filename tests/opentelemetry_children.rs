@@ -166,3 +166,74 @@ async fn nothing_stays_attached_on_the_pool_threads() {
     let plain: Vec<SpanId> = (0..64).into_par_iter().map(|_| seen()).collect();
     assert!(plain.iter().all(|span| *span == SpanId::INVALID));
 }
+
+/// A span of this trace with the id `id`.
+fn span_numbered(id: u64) -> opentelemetry::Context {
+    let span = SpanContext::new(
+        remote_span().trace_id(),
+        SpanId::from_bytes(id.to_be_bytes()),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    opentelemetry::Context::new().with_remote_span_context(span)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_with_its_own_context_keeps_it_across_awaits_in_a_task() {
+    use opentelemetry::context::FutureExt;
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    let seen_by = contextvars::spawn(async {
+        let own = async {
+            let first = seen();
+            tokio::task::yield_now().await; // a later poll, maybe on another thread
+            [first, seen()]
+        };
+        (own.with_context(span_numbered(7)).await, seen())
+    });
+    let (own, after) = seen_by.await.unwrap();
+    assert_eq!(own, [SpanId::from_bytes(7u64.to_be_bytes()); 2]);
+    assert_eq!(after, remote_span().span_id());
+}
+
+/// Unwinding out of a child, with its own context attached over the carried one, detaches
+/// both in order: the pool threads are left with nothing attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_panics_while_attached_leaves_nothing_attached() {
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    for _ in 0..4 {
+        let task = contextvars::spawn(async {
+            let _own = span_numbered(7).attach();
+            panic!("in the task");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        let blocking = contextvars::spawn_blocking(|| {
+            let _own = span_numbered(7).attach();
+            panic!("in the closure");
+        });
+        assert!(blocking.await.unwrap_err().is_panic());
+    }
+    for _ in 0..8 {
+        assert_eq!(tokio::task::spawn_blocking(seen).await.unwrap(), SpanId::INVALID);
+        assert_eq!(tokio::spawn(async { seen() }).await.unwrap(), SpanId::INVALID);
+    }
+}
+
+/// rayon runs another job on a thread that waits inside a job of its own (work stealing):
+/// each job still sees its own trace context, and the waiting one gets its back.
+#[test]
+fn stolen_rayon_jobs_see_their_own_trace_context() {
+    let items: Vec<(u64, [SpanId; 3])> = (1..=64u64)
+        .into_par_iter()
+        .with_context()
+        .map(|id| {
+            TRACE_CONTEXT.set(span_numbered(id));
+            let _attached = TRACE_CONTEXT.get().attach(); // for the item's own code
+            let (a, b) = contextvars::rayon::join(seen, || contextvars::rayon::join(seen, seen).0);
+            (id, [a, b, seen()])
+        })
+        .collect();
+    for (id, seen_by) in items {
+        assert_eq!(seen_by, [SpanId::from_bytes(id.to_be_bytes()); 3], "item {id}");
+    }
+}

@@ -20,17 +20,30 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanOfEvents {
     }
 }
 
+/// Records the name of every span that closed.
+#[derive(Clone, Default)]
+struct Closed(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Closed {
+    fn on_close(&self, id: tracing::span::Id, context: Context<'_, S>) {
+        let name = context.span(&id).map_or("-".to_string(), |span| span.name().to_string());
+        self.0.lock().unwrap().push(name);
+    }
+}
+
+fn recorders() -> &'static (SpanOfEvents, Closed) {
+    static RECORDERS: std::sync::OnceLock<(SpanOfEvents, Closed)> = std::sync::OnceLock::new();
+    RECORDERS.get_or_init(|| {
+        let (recorder, closed) = (SpanOfEvents::default(), Closed::default());
+        // Global: the children run on other threads.
+        let subscriber = tracing_subscriber::registry().with(recorder.clone()).with(closed.clone());
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        (recorder, closed)
+    })
+}
+
 fn recorder() -> SpanOfEvents {
-    static RECORDER: std::sync::OnceLock<SpanOfEvents> = std::sync::OnceLock::new();
-    RECORDER
-        .get_or_init(|| {
-            let recorder = SpanOfEvents::default();
-            // Global: the children run on other threads.
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(recorder.clone()))
-                .unwrap();
-            recorder
-        })
-        .clone()
+    recorders().0.clone()
 }
 
 #[sync_endpoint]
@@ -133,4 +146,67 @@ async fn every_child_form_runs_in_the_spawners_span_unless_untraced() {
     assert!(task.await.unwrap_err().is_cancelled());
     let spans = recorder.0.lock().unwrap()[before..].to_vec();
     assert_eq!(spans, ["request"]);
+}
+
+/// A child holds its spawner's span: the span closes when the last of them ends, not when
+/// the spawner leaves it (as with `Instrument`). An `untraced` child holds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_keeps_its_spawners_span_open_until_it_ends() {
+    let closed = &recorders().1;
+    let was_closed = |name: &str| closed.0.lock().unwrap().iter().any(|closed| closed == name);
+    let mut set = contextvars::JoinSet::new();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (release_untraced, released_untraced) = tokio::sync::oneshot::channel::<()>();
+    {
+        let span = tracing::info_span!("outlived request");
+        let _entered = span.enter();
+        set.spawn(async move { released.await.unwrap() });
+        let untraced_span = tracing::info_span!("untraced request");
+        let _entered = untraced_span.enter();
+        contextvars::untraced(|| set.spawn(async move { released_untraced.await.unwrap() }));
+    }
+    assert!(!was_closed("outlived request"), "the child still runs in it");
+    assert!(was_closed("untraced request"));
+    release.send(()).unwrap();
+    release_untraced.send(()).unwrap();
+    while let Some(joined) = set.join_next().await {
+        joined.unwrap();
+    }
+    assert!(was_closed("outlived request"));
+}
+
+/// The name of the span a child spawned with `spawn_blocking` runs in (or `-`). Asks the
+/// subscriber without an event, so the other tests' event records are left alone.
+async fn child_span() -> String {
+    recorder();
+    let name = || tracing::Span::current().metadata().map_or("-", |span| span.name()).to_string();
+    contextvars::spawn_blocking(name).await.unwrap()
+}
+
+/// `untraced` nests, ends with its closure even when that panics, and reaches the
+/// descendants of an untraced child; a child's own `untraced` leaves its spawner traced.
+#[tokio::test(flavor = "current_thread")]
+async fn untraced_nests_and_ends_with_its_closure_even_on_a_panic() {
+    let span = tracing::info_span!("untraced probe");
+    async {
+        assert_eq!(child_span().await, "untraced probe");
+        let nested = contextvars::untraced(|| contextvars::untraced(|| contextvars::spawn(child_span())));
+        assert_eq!(nested.await.unwrap(), "-");
+        let after_inner = contextvars::untraced(|| {
+            contextvars::untraced(|| ());
+            contextvars::spawn(child_span())
+        });
+        assert_eq!(after_inner.await.unwrap(), "-", "the outer call still applies");
+        let panicked = std::panic::catch_unwind(|| contextvars::untraced(|| panic!("in untraced")));
+        assert!(panicked.is_err());
+        assert_eq!(child_span().await, "untraced probe", "traced again after the panic");
+        let grandchild = contextvars::untraced(|| contextvars::spawn(async { child_span().await }));
+        assert_eq!(grandchild.await.unwrap(), "-", "an untraced child's children are untraced");
+        let child =
+            contextvars::spawn(async { contextvars::untraced(|| contextvars::spawn(child_span())).await });
+        assert_eq!(child.await.unwrap().unwrap(), "-");
+        assert_eq!(child_span().await, "untraced probe");
+    }
+    .instrument(span)
+    .await;
 }

@@ -189,6 +189,13 @@ pub const BACK_HEADER: &str = "contextvars-back";
 /// from the start of any child), and attach it yourself for the code that runs before.
 /// [`untraced`](crate::untraced) children start with an empty one.
 ///
+/// In a task, make a context of your own current for a future with
+/// `opentelemetry::context::FutureExt::with_context`: it is attached at each of the
+/// future's polls, over this one. A `ContextGuard` held across an `.await` (only a `!Send`
+/// future can, as in [`spawn_local`](crate::spawn_local)) is not current after the
+/// `.await`, because the task's next poll attaches its `TRACE_CONTEXT` over it; and between
+/// the polls it stays current on the thread, for whatever else runs there.
+///
 /// ```
 /// use contextvars::opentelemetry::TRACE_CONTEXT;
 /// # #[tokio::main(flavor = "current_thread")]
