@@ -4,6 +4,7 @@
 //! its `Debug` text.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 
 use crate::ContextVar;
@@ -75,6 +76,29 @@ impl<T: fmt::Debug + Clone + Send + Sync + 'static> LogVar for ContextVar<T> {
     fn visit_value(&'static self, f: &mut dyn FnMut(&dyn Any, &dyn fmt::Debug)) {
         self.with(|value| f(value, value));
     }
+}
+
+thread_local! {
+    /// Whether this thread is writing variables' values into an event or a span.
+    static WRITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, which writes the variables' values, unless this thread is already writing
+/// them: a value whose `Debug` logs an event (or starts a span) would have that event
+/// write the values again, and so on until the stack overflows. The inner event goes out
+/// without the variables (`None`).
+pub(crate) fn write_values<R>(f: impl FnOnce() -> R) -> Option<R> {
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            WRITING.with(|writing| writing.set(false));
+        }
+    }
+    if WRITING.with(|writing| writing.replace(true)) {
+        return None;
+    }
+    let _done = Done;
+    Some(f())
 }
 
 /// A variable's value as the structured outputs write it.

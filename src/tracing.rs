@@ -102,20 +102,25 @@ impl Fields {
 }
 
 impl fmt::Display for Fields {
+    /// Writes nothing for an event logged while the values are being written (by a value's
+    /// `Debug`), which would write them again without end.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for &var in &self.vars {
-            if !var.is_set_here() {
-                continue;
+        crate::fields::write_values(|| {
+            let mut first = true;
+            for &var in &self.vars {
+                if !var.is_set_here() {
+                    continue;
+                }
+                if !first {
+                    f.write_char(' ')?;
+                }
+                first = false;
+                write!(f, "{}=", var.field_name())?;
+                var.fmt_value(f)?;
             }
-            if !first {
-                f.write_char(' ')?;
-            }
-            first = false;
-            write!(f, "{}=", var.field_name())?;
-            var.fmt_value(f)?;
-        }
-        Ok(())
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
     }
 }
 
@@ -135,7 +140,8 @@ impl fmt::Debug for Fields {
 /// (`format().json()`, flattened or not), the variables are members of that object, after
 /// its own, typed (see the [module](self) docs). A key appears once: a variable named like
 /// one of the object's own members (`level`, `fields`, a field of a flattened event) or
-/// like an earlier variable is left out of that event, so name them apart.
+/// like an earlier variable is left out of that event, so name them apart. An event logged
+/// while the values are written (by a value's `Debug`) goes out without them.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -223,21 +229,25 @@ where
             // A name the object already has (the format's `level`, a flattened field) keeps
             // its member: a second one would be read as the last by most parsers.
             let mut taken = json::top_level_keys(members);
-            for &var in self.fields.vars.iter().filter(|var| var.is_set_here()) {
-                let mut key = String::new();
-                json::write_str(&mut key, var.field_name())?;
-                if taken.contains(&key) {
-                    continue;
+            crate::fields::write_values(|| {
+                for &var in self.fields.vars.iter().filter(|var| var.is_set_here()) {
+                    let mut key = String::new();
+                    json::write_str(&mut key, var.field_name())?;
+                    if taken.contains(&key) {
+                        continue;
+                    }
+                    if !first {
+                        writer.write_char(',')?;
+                    }
+                    first = false;
+                    writer.write_str(&key)?;
+                    writer.write_char(':')?;
+                    json::write_value(&mut writer, &Typed::of(var))?;
+                    taken.push(key);
                 }
-                if !first {
-                    writer.write_char(',')?;
-                }
-                first = false;
-                writer.write_str(&key)?;
-                writer.write_char(':')?;
-                json::write_value(&mut writer, &Typed::of(var))?;
-                taken.push(key);
-            }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))?;
             writer.write_char('}')?;
         } else {
             writer.write_str(body)?;

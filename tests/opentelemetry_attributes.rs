@@ -146,3 +146,35 @@ async fn spans_started_outside_any_context_get_no_foreign_values() {
         assert_eq!(ended.attributes(&name), [], "{name}");
     }
 }
+
+/// A value whose `Debug` starts a span through the global tracer.
+#[derive(Clone)]
+struct Traced;
+impl std::fmt::Debug for Traced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // With an explicit parent: `in_span` would read the current context, which the
+        // SDK holds borrowed while it starts the outer span.
+        let empty = opentelemetry::Context::new();
+        opentelemetry::trace::Span::end(
+            &mut opentelemetry::global::tracer("debug").start_with_context("from inside a Debug", &empty),
+        );
+        f.write_str("traced")
+    }
+}
+static TRACED: ContextVar<Traced> = ContextVar::new("traced", || Traced);
+
+/// A variable whose `Debug` starts a span: that span gets no attributes (else it would
+/// start another, until the stack overflows), the outer one gets the value.
+#[test]
+fn a_value_whose_debug_starts_a_span_is_written_once() {
+    let ended = Ended::default();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(ContextAttributes::new(&[&TRACED]))
+        .with_span_processor(ended.clone())
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    TRACED.set(Traced);
+    provider.tracer("test").in_span("outer", |_| {});
+    assert_eq!(ended.attributes("outer"), [attribute("traced", "traced")]);
+    assert_eq!(ended.attributes("from inside a Debug"), []);
+}

@@ -18,6 +18,16 @@ static SCORE: ContextVar<f64> = ContextVar::new("score", || 0.0);
 static NICK: ContextVar<Option<String>> = ContextVar::new("nick", || None);
 static TIMEOUT: ContextVar<Duration> = ContextVar::new("timeout", Duration::default);
 static UNSET: ContextVar<u32> = ContextVar::new("unset", || 0);
+/// A value whose `Debug` logs an event itself.
+#[derive(Clone)]
+struct Chatty;
+impl std::fmt::Debug for Chatty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::info!("from inside a Debug");
+        f.write_str("chatty")
+    }
+}
+static CHATTY: ContextVar<Chatty> = ContextVar::new("chatty", || Chatty);
 /// Named like a member of every JSON event.
 static LEVEL: ContextVar<String> = ContextVar::new("level", String::new);
 
@@ -41,8 +51,8 @@ fn logs() -> &'static (Buffer, Buffer) {
         use tracing_subscriber::Layer;
         use tracing_subscriber::layer::SubscriberExt;
         let (nested, flat) = (Buffer::default(), Buffer::default());
-        let vars: [&'static dyn contextvars::tracing::LogVar; 8] =
-            [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET, &LEVEL];
+        let vars: [&'static dyn contextvars::tracing::LogVar; 9] =
+            [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET, &LEVEL, &CHATTY];
         let (writer, flat_writer) = (nested.clone(), flat.clone());
         let nested_layer = tracing_subscriber::fmt::layer()
             .event_format(ContextFields::new(&vars).format(format().json()))
@@ -159,4 +169,22 @@ proptest::proptest! {
 fn lines(buffer: &Buffer, message: &str) -> Vec<String> {
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     text.lines().filter(|line| line.contains(&format!("\"{message}\""))).map(str::to_string).collect()
+}
+
+/// A variable whose `Debug` logs: the event it logs goes out without the variables (else
+/// each would log another, until the stack overflows), and both lines parse.
+#[test]
+fn a_value_whose_debug_logs_is_written_once() {
+    let (nested, _) = logs();
+    let token = CHATTY.set(Chatty);
+    tracing::info!("chatty event");
+    CHATTY.reset(token);
+    let events = events(nested, "chatty event");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["chatty"], json!("chatty"));
+    // Once per time a layer wrote the value (tracing-subscriber's per-layer filters may
+    // have the other layer look at the outer event too, on a re-entered dispatch).
+    let inner = self::events(nested, "from inside a Debug");
+    assert!(!inner.is_empty());
+    assert!(inner.iter().all(|event| event.get("chatty").is_none()), "{inner:?}");
 }

@@ -20,7 +20,8 @@ use crate::fields::{LogVar, Typed};
 /// Strings, integers, floats and booleans (and `Option`s of them, `None` left out) are
 /// attributes of their type; a `u64` past `i64::MAX` and any other type are the string of
 /// its `Debug` format. Spans started through another API that ends in the SDK's tracer
-/// (a tracing layer) get them too, read where the SDK starts the span.
+/// (a tracing layer) get them too, read where the SDK starts the span. A span started while
+/// the values are read (by a value's `Debug`) gets none.
 ///
 /// ```
 /// use contextvars::{ContextVar, opentelemetry::ContextAttributes};
@@ -73,9 +74,12 @@ impl ContextAttributes {
 
 impl SpanProcessor for ContextAttributes {
     fn on_start(&self, span: &mut Span, _parent: &opentelemetry::Context) {
-        for attribute in self.attributes() {
-            span.set_attribute(attribute);
-        }
+        // A span started by a value's `Debug` gets none: it would start another, without end.
+        crate::fields::write_values(|| {
+            for attribute in self.attributes() {
+                span.set_attribute(attribute);
+            }
+        });
     }
 
     fn on_end(&self, _span: SpanData) {}
