@@ -42,15 +42,27 @@ thread_local! {
 /// local task enters no span of its own then, but is polled by its `LocalSet`: if that is
 /// polled inside a span, the task sees it, as tokio's own local tasks would.
 ///
+/// A span entered with `Span::enter` and held across an `.await` stays entered on the
+/// thread while the task is suspended, and whatever else that thread polls meanwhile, an
+/// untraced child too, runs in it: enter spans with `Instrument` or `in_scope`, as `tracing`
+/// advises.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
+/// # let _subscriber = tracing::subscriber::set_default(
+/// #     tracing_subscriber::fmt().with_writer(std::io::sink).finish(),
+/// # );
+/// fn span_name() -> Option<&'static str> {
+///     tracing::Span::current().metadata().map(|span| span.name())
+/// }
 /// let span = tracing::info_span!("request");
-/// let _entered = span.enter();
-/// let cleanup = contextvars::untraced(|| {
-///     contextvars::spawn(async { tracing::Span::current().is_none() })
+/// let (job, cleanup) = span.in_scope(|| {
+///     let job = contextvars::spawn(async { span_name() });
+///     (job, contextvars::untraced(|| contextvars::spawn(async { span_name() })))
 /// });
-/// assert!(cleanup.await.unwrap()); // ran in no span
+/// assert_eq!(job.await.unwrap(), Some("request"));
+/// assert_eq!(cleanup.await.unwrap(), None); // ran in no span
 /// # }
 /// ```
 pub fn untraced<R>(f: impl FnOnce() -> R) -> R {

@@ -19,9 +19,8 @@ use crate::{JoinHandle, carry};
 /// # async fn main() {
 /// USER.set(Some("ada".into()));
 /// let span = tracing::info_span!("request");
-/// let _entered = span.enter();
-/// let seen = contextvars::spawn(async { USER.get() }).await.unwrap();
-/// assert_eq!(seen.as_deref(), Some("ada"));
+/// let task = span.in_scope(|| contextvars::spawn(async { USER.get() })); // runs in `request`
+/// assert_eq!(task.await.unwrap().as_deref(), Some("ada"));
 /// # }
 /// ```
 ///
@@ -44,9 +43,8 @@ where
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let span = tracing::info_span!("request");
-/// let _entered = span.enter();
-/// let answer = contextvars::spawn_blocking(|| 6 * 7).await.unwrap();
-/// assert_eq!(answer, 42);
+/// let answer = span.in_scope(|| contextvars::spawn_blocking(|| 6 * 7)); // runs in `request`
+/// assert_eq!(answer.await.unwrap(), 42);
 /// # }
 /// ```
 ///
