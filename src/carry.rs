@@ -136,6 +136,17 @@ impl Carry {
     }
 }
 
+/// Runs `f`, a rayon wait (`join`, `scope`) that may run other jobs on this thread, with an
+/// empty OpenTelemetry context attached: a foreign job run meanwhile is not the waiting
+/// closure's child (the jobs `contextvars` runs attach their own). A tracing span cannot
+/// be put aside: such a job runs in the waiting closure's span, as with rayon alone.
+#[cfg(feature = "rayon")]
+pub(crate) fn aside<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "opentelemetry")]
+    let _cleared = opentelemetry::Context::new().attach();
+    f()
+}
+
 /// The spawner's OpenTelemetry current context, when its code attached one of its own over
 /// `TRACE_CONTEXT` (a span it started with `tracer.in_span`, a future it wrapped with
 /// `FutureExt::with_context`): the child then follows that span, not the request's.

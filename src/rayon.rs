@@ -73,7 +73,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 
-use crate::carry::Carry;
+use crate::carry::{self, Carry};
 use crate::{Changes, Context, Fork};
 
 /// `rayon::join`: runs `a` and `b`, possibly in parallel, each in a copy of the current
@@ -113,10 +113,12 @@ where
     // While the join waits for `b`, the pool may run other jobs on this thread: the
     // caller's context is put away meanwhile (each closure enters its own copy).
     let ((output_a, context_a), (output_b, context_b)) = contextvars_runtime::without_context(|| {
-        rayon::join(
-            move || (context_a.run(|| carry_a.start(a)), context_a),
-            move || (context_b.run(|| carry_b.start(b)), context_b),
-        )
+        carry::aside(|| {
+            rayon::join(
+                move || (context_a.run(|| carry_a.start(a)), context_a),
+                move || (context_b.run(|| carry_b.start(b)), context_b),
+            )
+        })
     });
     fork.clone().merge_back(context_a);
     fork.merge_back(context_b);
@@ -160,9 +162,11 @@ where
     // The scope waits for its spawns, and may run other jobs on this thread meanwhile: the
     // caller's context is put away until it returns.
     let output = contextvars_runtime::without_context(|| {
-        rayon::scope(|inner| {
-            let scope = Scope { inner, spawned: &spawned };
-            context.run(|| carry.start(|| op(&scope)))
+        carry::aside(|| {
+            rayon::scope(|inner| {
+                let scope = Scope { inner, spawned: &spawned };
+                context.run(|| carry.start(|| op(&scope)))
+            })
         })
     });
     fork.merge_back(context);

@@ -237,3 +237,35 @@ fn stolen_rayon_jobs_see_their_own_trace_context() {
         assert_eq!(seen_by, [SpanId::from_bytes(id.to_be_bytes()); 3], "item {id}");
     }
 }
+
+/// A plain rayon job that the pool runs on a thread waiting inside a carried closure's
+/// `contextvars::rayon::join` or `scope` (it steals it from its own queue) is not their
+/// child: it sees no trace context, as it would anywhere else.
+#[test]
+fn a_foreign_job_run_while_a_join_waits_sees_no_trace_context() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (sent, received) = std::sync::mpsc::channel::<SpanId>();
+    TRACE_CONTEXT.set(opentelemetry::Context::new().with_remote_span_context(remote_span()));
+    let mut context = contextvars::Context::current();
+    pool.install(|| {
+        context.run(|| {
+            // The outer join's closure runs with the trace context attached; in it, `a`
+            // queues the plain job over `b`: the inner join pops and runs it before `b`.
+            let plain = sent.clone();
+            let inner_join =
+                || contextvars::rayon::join(move || rayon::spawn(move || plain.send(seen()).unwrap()), || ());
+            contextvars::rayon::join(inner_join, || ());
+            let plain = sent.clone();
+            let inner_scope = || {
+                contextvars::rayon::scope(|s| {
+                    rayon::spawn(move || plain.send(seen()).unwrap());
+                    s.spawn(|_| ());
+                })
+            };
+            contextvars::rayon::join(inner_scope, || ());
+        })
+    });
+    drop(sent);
+    let seen_by: Vec<SpanId> = received.iter().collect();
+    assert_eq!(seen_by, [SpanId::INVALID; 2]);
+}
