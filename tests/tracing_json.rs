@@ -178,7 +178,7 @@ fn a_value_whose_debug_logs_is_written_once() {
     let (nested, _) = logs();
     let token = CHATTY.set(Chatty);
     tracing::info!("chatty event");
-    CHATTY.reset(token);
+    CHATTY.reset(token).unwrap();
     let events = events(nested, "chatty event");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["chatty"], json!("chatty"));
