@@ -46,10 +46,11 @@ use crate::var::AnyVar;
 ///     })
 /// }
 ///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// authenticate();
 /// assert_eq!(USER.get().as_deref(), Some("ada"));
 /// USER.set(None);
+/// # #[cfg(feature = "tokio")]
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// contextvars::spawn_blocking(authenticate).await.unwrap();
 /// assert_eq!(USER.get().as_deref(), Some("ada")); // a plain `.await` delivered it
 /// # });
