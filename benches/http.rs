@@ -11,7 +11,9 @@
 //! after `ROUND_LIMIT`, whichever comes first. Rounds alternate between the two servers, so
 //! that whatever else the machine does weighs on both alike; the figures are the medians
 //! over the rounds, and the ratio is the median of the per-pair ratios. The last line is the
-//! same as JSON, for `benches/report.py`.
+//! same as JSON, for `benches/report.py`. `HTTP_SERVER=name` puts another server of
+//! `benches/servers.rs` in the place of the contextvars one (`plain` against itself shows the
+//! bench's own noise).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 mod servers;
 
-use servers::{plain, with_contextvars};
+use servers::plain;
 
 use axum::Router;
 use http_body_util::{BodyExt, Empty};
@@ -88,8 +90,13 @@ fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
+    // `HTTP_SERVER=name` measures another of the servers of `benches/servers.rs` against the
+    // plain one, to split the ratio into its parts (`plain` against itself: the bench's noise).
+    let ours = std::env::var("HTTP_SERVER").unwrap_or_else(|_| "contextvars".to_owned());
+    println!("http/server {ours} (\"contextvars\" below) against plain");
     let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (ours, theirs) = servers.block_on(async { (serve(with_contextvars()).await, serve(plain()).await) });
+    let (ours, theirs) =
+        servers.block_on(async { (serve(servers::server(&ours)).await, serve(plain()).await) });
     let client = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 
     // Warm both up (connections, allocator, caches) before anything counts.

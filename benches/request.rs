@@ -1,13 +1,7 @@
 //! The end-to-end servers of `benches/http.rs` without the network: one request through the
 //! whole axum stack (`oneshot`) and its body read, so that what contextvars adds to a
-//! request can be measured and profiled alone, and split into its parts:
-//!
-//! * `plain`: the server without contextvars;
-//! * `plain_identity`: the same with one more tower layer that does nothing, which is what
-//!   any layer costs inside an axum `Router` (boxing, `Oneshot`, moves of the request);
-//! * `contextvars_any_response`: `ContextLayer::for_any_response`, the response body not
-//!   wrapped;
-//! * `contextvars`: the server of `benches/http.rs`, `ContextLayer::new()`.
+//! request can be measured and profiled alone, and split into its parts: every server named
+//! in `benches/servers.rs` (`SERVERS`), from the plain one to the one of `benches/http.rs`.
 //!
 //! `cargo bench -p contextvars-benches --bench request`
 //!
@@ -26,18 +20,6 @@ use tower::ServiceExt;
 
 mod servers;
 
-const SERVERS: [&str; 4] = ["plain", "plain_identity", "contextvars_any_response", "contextvars"];
-
-fn server(name: &str) -> Router {
-    match name {
-        "plain" => servers::plain(),
-        "plain_identity" => servers::plain().layer(tower::layer::layer_fn(|service| service)),
-        "contextvars_any_response" => servers::with_contextvars_any_response(),
-        "contextvars" => servers::with_contextvars(),
-        other => panic!("no server named {other:?}; the servers are {SERVERS:?}"),
-    }
-}
-
 /// One request to `router` and its whole body.
 async fn one_request(router: &Router) -> hyper::body::Bytes {
     let request =
@@ -49,8 +31,8 @@ async fn one_request(router: &Router) -> hyper::body::Bytes {
 fn request(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     let mut group = c.benchmark_group("request");
-    for name in SERVERS {
-        let router = server(name);
+    for name in servers::SERVERS {
+        let router = servers::server(name);
         group.bench_function(name, |b| b.iter(|| black_box(runtime.block_on(one_request(&router)))));
     }
     group.finish();
@@ -64,7 +46,7 @@ fn main() {
         let (name, n) = spec.split_once(':').expect("REQUEST_COUNT=server:n");
         let n: usize = n.parse().expect("a number of requests");
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-        let router = server(name);
+        let router = servers::server(name);
         for _ in 0..n {
             black_box(runtime.block_on(one_request(&router)));
         }

@@ -74,12 +74,30 @@ pub fn plain() -> Router {
     Router::new().route("/", get(hello_plain)).layer(middleware::from_fn(access_log_plain))
 }
 
-/// The server with contextvars, its response bodies not wrapped
-/// ([`ContextLayer::for_any_response`]).
-#[allow(dead_code, reason = "only `benches/request.rs` compares it")]
-pub fn with_contextvars_any_response() -> Router {
-    Router::new()
-        .route("/", get(hello_contextvars))
-        .layer(middleware::from_fn(access_log_contextvars))
-        .layer(ContextLayer::new().for_any_response())
+/// The servers the benches can compare, by name, to split what contextvars costs into its
+/// parts:
+///
+/// * `plain`: the server without contextvars;
+/// * `plain_identity`: the same with one more tower layer that does nothing, which is what
+///   any layer costs inside an axum `Router` (boxing, `Oneshot`, moves of the request);
+/// * `plain_context_layer`: the plain server inside `ContextLayer::for_any_response()`: a
+///   fresh context per request, no variable set or read;
+/// * `contextvars_any_response`: the contextvars server, its response bodies not wrapped;
+/// * `contextvars`: the contextvars server as a user would write it (`ContextLayer::new()`).
+pub const SERVERS: [&str; 5] =
+    ["plain", "plain_identity", "plain_context_layer", "contextvars_any_response", "contextvars"];
+
+/// The server named `name` (one of [`SERVERS`]).
+pub fn server(name: &str) -> Router {
+    let contextvars = || {
+        Router::new().route("/", get(hello_contextvars)).layer(middleware::from_fn(access_log_contextvars))
+    };
+    match name {
+        "plain" => plain(),
+        "plain_identity" => plain().layer(tower::layer::layer_fn(|service| service)),
+        "plain_context_layer" => plain().layer(ContextLayer::new().for_any_response()),
+        "contextvars_any_response" => contextvars().layer(ContextLayer::new().for_any_response()),
+        "contextvars" => with_contextvars(),
+        other => panic!("no server named {other:?}; the servers are {SERVERS:?}"),
+    }
 }
