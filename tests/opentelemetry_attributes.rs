@@ -114,6 +114,60 @@ async fn a_span_started_in_a_request_gets_the_values_its_headers_set() {
     assert!(USER.get().is_none()); // the request's context was its own
 }
 
+/// The same through real HTTP on loopback: an axum server behind `IncomingLayer`, a handler
+/// that starts a span, a client that sends `baggage`; two requests, each its own values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_started_in_a_handler_over_loopback_gets_its_requests_values() {
+    use axum::{Router, routing::get};
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+
+    let (provider, ended) = provider();
+    let tracer = Arc::new(provider.tracer("test"));
+    let handler = move || {
+        let tracer = Arc::clone(&tracer);
+        async move {
+            ROWS.set(ROWS.get() + 1);
+            tracer.in_span("handler", |_| {});
+            "ok"
+        }
+    };
+    let app = Router::new().route("/", get(handler)).layer(IncomingLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    for user in ["ada", "grace"] {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::get("/")
+            .header("host", "localhost")
+            .header("baggage", format!("user.id={user}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "ok");
+    }
+    let all: Vec<_> = ended
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|span| span.name == "handler")
+        .map(|span| span.attributes.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>())
+        .collect();
+    // Each request's own user, and its own count: 1, never the other request's 2.
+    assert_eq!(
+        all,
+        [
+            vec![attribute("user.id", "ada"), attribute("db.rows", 1_i64)],
+            vec![attribute("user.id", "grace"), attribute("db.rows", 1_i64)],
+        ]
+    );
+}
+
 /// Spans started where no `contextvars` child runs (a plain thread, a plain tokio task on a
 /// worker that just ran one that set the variables, the blocking pool after such a closure)
 /// start without panicking and get nothing of anyone else's.
