@@ -326,13 +326,11 @@ pub fn inject(headers: &mut http::HeaderMap) {
 /// The `back_from_remote` variables changed between `start` and the current context, as a
 /// [`BACK_HEADER`] value.
 fn back_header(start: &Context) -> Option<http::HeaderValue> {
-    let vars: Vec<&'static dyn BaggageVar> =
-        declared().filter(|var| var.accepts_back_from_remote()).collect();
+    let (vars, any) = registry::back_from_remote();
     if vars.is_empty() {
         return None;
     }
-    let any: Vec<&'static dyn crate::AnyVar> = vars.iter().map(|var| var.any_var()).collect();
-    let changes = Changes::between(start, &Context::current()).only(&any);
+    let changes = Changes::between(start, &Context::current()).only(any);
     let mut back = Baggage::new();
     for var in
         vars.iter().filter(|var| changes.vars().any(|changed| changed.var_key() == var.any_var().var_key()))

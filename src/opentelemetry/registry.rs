@@ -112,10 +112,21 @@ macro_rules! register_baggage {
     )+};
 }
 
-/// Every registered variable, with a valid key, by key.
-fn by_key() -> &'static HashMap<&'static str, Vec<&'static dyn BaggageVar>> {
-    static BY_KEY: OnceLock<HashMap<&'static str, Vec<&'static dyn BaggageVar>>> = OnceLock::new();
-    BY_KEY.get_or_init(|| {
+/// The registered variables with a valid key, gathered once: looked up by key for every
+/// incoming entry and listed for every outgoing request and every response.
+struct Registry {
+    by_key: HashMap<&'static str, Vec<&'static dyn BaggageVar>>,
+    /// Every variable, by key (see [`declared`]).
+    declared: Vec<&'static dyn BaggageVar>,
+    /// Those a called service may send back, in the same order.
+    back: Vec<&'static dyn BaggageVar>,
+    /// `back` as [`AnyVar`]s, for [`Changes::only`](crate::Changes::only).
+    back_any: Vec<&'static dyn AnyVar>,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
         let mut by_key: HashMap<&'static str, Vec<&'static dyn BaggageVar>> = HashMap::new();
         for Registered(var) in inventory::iter::<Registered> {
             if !super::baggage::is_token(var.key().as_bytes()) {
@@ -132,13 +143,27 @@ fn by_key() -> &'static HashMap<&'static str, Vec<&'static dyn BaggageVar>> {
                 vars.push(*var);
             }
         }
-        by_key
+        let mut keys: Vec<&'static str> = by_key.keys().copied().collect();
+        keys.sort_unstable();
+        let declared: Vec<&'static dyn BaggageVar> =
+            keys.into_iter().flat_map(|key| by_key[key].iter().copied()).collect();
+        let back: Vec<&'static dyn BaggageVar> =
+            declared.iter().copied().filter(|var| var.accepts_back_from_remote()).collect();
+        let back_any = back.iter().map(|var| var.any_var()).collect();
+        Registry { by_key, declared, back, back_any }
     })
 }
 
 /// The registered variables that travel under `key`.
 pub(crate) fn find(key: &str) -> &'static [&'static dyn BaggageVar] {
-    by_key().get(key).map_or(&[], Vec::as_slice)
+    registry().by_key.get(key).map_or(&[], Vec::as_slice)
+}
+
+/// The registered variables a called service may send back, in [`declared`] order, and
+/// the same as [`AnyVar`]s.
+pub(crate) fn back_from_remote() -> (&'static [&'static dyn BaggageVar], &'static [&'static dyn AnyVar]) {
+    let registry = registry();
+    (&registry.back, &registry.back_any)
 }
 
 /// Every registered variable that travels in the `baggage` header.
@@ -152,7 +177,5 @@ pub(crate) fn find(key: &str) -> &'static [&'static dyn BaggageVar] {
 /// assert!(keys.contains(&"user.id"));
 /// ```
 pub fn declared() -> impl Iterator<Item = &'static dyn BaggageVar> {
-    let mut keys: Vec<&'static str> = by_key().keys().copied().collect();
-    keys.sort_unstable();
-    keys.into_iter().flat_map(|key| by_key()[key].iter().copied())
+    registry().declared.iter().copied()
 }
