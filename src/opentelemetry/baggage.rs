@@ -294,6 +294,11 @@ impl Baggage {
         http::HeaderValue::from_str(&text).ok()
     }
 
+    /// Keeps only the entries for which `keep` returns `true`, in order.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&Entry) -> bool) {
+        self.entries.retain(keep);
+    }
+
     /// Adds or replaces an entry (keeping the old one's place).
     pub(crate) fn put(&mut self, entry: Entry) {
         match self.entries.iter_mut().find(|old| old.key == entry.key) {

@@ -241,12 +241,10 @@ pub static FORWARDED: ContextVar<Arc<Baggage>> =
 ///
 /// Where [`ContextVar::set`] panics: in a tokio task without a context of its own.
 pub fn extract(headers: &http::HeaderMap) {
-    let mut forwarded = Baggage::new();
-    for entry in Baggage::from_headers(headers).iter() {
+    // What is left once the declared variables took their entries is forwarded.
+    let mut forwarded = Baggage::from_headers(headers);
+    forwarded.retain(|entry| {
         let vars = registry::find(entry.key());
-        if vars.is_empty() {
-            forwarded.put(entry.clone());
-        }
         for var in vars {
             if !var.set_text(entry.value()) {
                 tracing::warn!(
@@ -256,7 +254,8 @@ pub fn extract(headers: &http::HeaderMap) {
                 );
             }
         }
-    }
+        vars.is_empty()
+    });
     if !forwarded.is_empty() {
         FORWARDED.set(Arc::new(forwarded));
     }
