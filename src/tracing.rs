@@ -105,8 +105,16 @@ impl fmt::Display for Fields {
     /// Writes nothing for an event logged while the values are being written (by a value's
     /// `Debug`), which would write them again without end.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_pairs(f, false)
+    }
+}
+
+impl Fields {
+    /// The `name=value` pairs separated by spaces, and one space before the first too when
+    /// `leading_space` (to follow an event's own text without an empty trailing space).
+    fn write_pairs(&self, f: &mut fmt::Formatter<'_>, leading_space: bool) -> fmt::Result {
         crate::fields::write_values(|| {
-            let mut first = true;
+            let mut first = !leading_space;
             for &var in &self.vars {
                 if !var.is_set_here() {
                     continue;
@@ -121,6 +129,15 @@ impl fmt::Display for Fields {
             Ok(())
         })
         .unwrap_or(Ok(()))
+    }
+}
+
+/// [`Fields`] after an event's text: each pair preceded by a space.
+struct AfterText<'a>(&'a Fields);
+
+impl fmt::Display for AfterText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_pairs(f, true)
     }
 }
 
@@ -251,11 +268,8 @@ where
             writer.write_char('}')?;
         } else {
             writer.write_str(body)?;
-            let fields = self.fields.to_string();
-            if !fields.is_empty() {
-                writer.write_char(' ')?;
-                writer.write_str(&fields)?;
-            }
+            // Straight into the line: no string of the pairs per event.
+            write!(writer, "{}", AfterText(&self.fields))?;
         }
         writer.write_str(end)
     }
