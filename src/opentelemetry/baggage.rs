@@ -294,6 +294,13 @@ impl Baggage {
         http::HeaderValue::from_str(&text).ok()
     }
 
+    /// Sets a registered variable's entry (its key is a token: the registry checked it),
+    /// taking the text of its value as it is.
+    pub(crate) fn put_var(&mut self, key: &str, value: String) {
+        debug_assert!(is_token(key.as_bytes()));
+        self.put(Entry { key: key.to_owned(), value, properties: String::new() });
+    }
+
     /// Keeps only the entries for which `keep` returns `true`, in order.
     pub(crate) fn retain(&mut self, keep: impl FnMut(&Entry) -> bool) {
         self.entries.retain(keep);

@@ -299,8 +299,7 @@ pub fn inject(headers: &mut http::HeaderMap) {
     let mut baggage = Baggage::new();
     for var in declared() {
         if let Some(text) = var.text() {
-            // Declared keys are tokens (the registry checked them).
-            let _ = baggage.insert(var.key(), &text);
+            baggage.put_var(var.key(), text);
         }
     }
     let own = headers.contains_key(BAGGAGE_HEADER).then(|| Baggage::from_headers(headers));
@@ -335,7 +334,7 @@ fn back_header(start: &Context) -> Option<http::HeaderValue> {
         vars.iter().filter(|var| changes.vars().any(|changed| changed.var_key() == var.any_var().var_key()))
     {
         if let Some(text) = var.text() {
-            let _ = back.insert(var.key(), &text);
+            back.put_var(var.key(), text);
         }
     }
     back.to_header_value()
