@@ -83,6 +83,16 @@ impl Fork {
         Context { map: self.start.as_ref().unwrap_or(&self.fork).clone(), id: 0 }
     }
 
+    /// `f` as a child that runs elsewhere (a thread, the blocking pool): it runs in a copy of
+    /// the starting context and hands back its output with its final context, for the join.
+    pub(crate) fn child<F, T>(&self, f: F) -> impl FnOnce() -> (T, Context) + Send + use<F, T>
+    where
+        F: FnOnce() -> T + Send,
+    {
+        let mut context = self.context();
+        move || (context.run(f), context)
+    }
+
     /// Merges into the current context what a plain `.await` of a
     /// [`JoinHandle`](crate::JoinHandle) delivers: the final values of the variables marked
     /// in the child (those a `#[propagate(back)]` function, or a join's delivery, changed),

@@ -256,10 +256,10 @@ impl<T: 'static> JoinSet<T> {
         T: Send,
     {
         let fork = Fork::current();
-        let mut context = fork.context();
+        let child = fork.child(f);
         self.inner.spawn_blocking(move || {
-            let output = context.run(f);
-            Finished { output, end: context.into_map(), fork }
+            let (output, end) = child();
+            Finished { output, end: end.into_map(), fork }
         })
     }
 

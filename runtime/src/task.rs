@@ -74,11 +74,7 @@ where
     R: Send + 'static,
 {
     let fork = Fork::current();
-    let mut context = fork.context();
-    let inner = tokio::task::spawn_blocking(move || {
-        let output = context.run(f);
-        (output, context)
-    });
+    let inner = tokio::task::spawn_blocking(fork.child(f));
     JoinHandle { inner, fork: Some(fork) }
 }
 

@@ -49,11 +49,7 @@ where
     T: Send + 'static,
 {
     let fork = Fork::current();
-    let mut context = fork.context();
-    let inner = std::thread::spawn(move || {
-        let output = context.run(f);
-        (output, context)
-    });
+    let inner = std::thread::spawn(fork.child(f));
     JoinHandle { inner, fork }
 }
 
@@ -236,11 +232,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         T: Send + 'scope,
     {
         let fork = Fork::current();
-        let mut context = fork.context();
-        let inner = self.inner.spawn(move || {
-            let output = context.run(f);
-            (output, context)
-        });
+        let inner = self.inner.spawn(fork.child(f));
         ScopedJoinHandle { inner, fork }
     }
 }
