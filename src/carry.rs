@@ -112,16 +112,28 @@ impl Carry {
 
     /// Runs `f` as the child's first code, in the child's context: gives the child its
     /// starting trace context, then runs `f` like [`Carry::run`].
+    #[cfg(feature = "rayon")]
     pub(crate) fn start<R>(&self, f: impl FnOnce() -> R) -> R {
         self.adopt();
         self.run(f)
     }
 
     /// Sets the child's `TRACE_CONTEXT` when it starts from another than the spawner's.
+    #[cfg(feature = "rayon")]
     pub(crate) fn adopt(&self) {
         #[cfg(feature = "opentelemetry")]
         if let Some(trace) = &self.trace {
             TRACE_CONTEXT.set(trace.clone());
+        }
+    }
+
+    /// [`adopt`](Carry::adopt) for a carry that starts one child: moves the trace context in
+    /// instead of cloning it, and does nothing the next time.
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    fn adopt_once(&mut self) {
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = self.trace.take() {
+            TRACE_CONTEXT.set(trace);
         }
     }
 
@@ -168,8 +180,8 @@ pin_project_lite::pin_project! {
         // `None` once dropped: dropped in place, inside the carry.
         #[pin]
         inner: Option<F>,
+        // Its trace context is moved into the task at the first poll.
         carry: Carry,
-        started: bool,
     }
 
     impl<F> PinnedDrop for Carried<F> {
@@ -187,10 +199,7 @@ impl<F: std::future::Future> std::future::Future for Carried<F> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
         let this = self.project();
-        if !*this.started {
-            *this.started = true;
-            this.carry.adopt();
-        }
+        this.carry.adopt_once();
         let inner = this.inner.as_pin_mut().expect("a carried future is polled only until it is dropped");
         this.carry.run(|| inner.poll(cx))
     }
@@ -199,7 +208,7 @@ impl<F: std::future::Future> std::future::Future for Carried<F> {
 /// `future` with the current trace: each of its polls runs inside it.
 #[cfg(all(feature = "tokio", any(feature = "tracing", feature = "opentelemetry")))]
 pub(crate) fn future<F: std::future::Future>(future: F) -> Carried<F> {
-    Carried { inner: Some(future), carry: Carry::capture(), started: false }
+    Carried { inner: Some(future), carry: Carry::capture() }
 }
 
 /// Without `tracing` and `opentelemetry` there is nothing to carry.
@@ -211,8 +220,11 @@ pub(crate) fn future<F: std::future::Future>(future: F) -> F {
 /// `f` with the current trace: it runs inside it.
 #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
 pub(crate) fn closure<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
-    let carry = Carry::capture();
-    move || carry.start(f)
+    let mut carry = Carry::capture();
+    move || {
+        carry.adopt_once();
+        carry.run(f)
+    }
 }
 
 /// Without `tracing` and `opentelemetry` there is nothing to carry.
