@@ -187,7 +187,7 @@ impl Context {
     /// assert!(!ctx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        !self.map.has_values()
+        self.map.is_empty()
     }
 
     /// Runs `f` with this context as the thread's current one; the changes `f` makes land in

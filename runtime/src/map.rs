@@ -491,11 +491,6 @@ impl<V> Map<V> {
         emit_listed(before, after, keys, &mut next, u32::MAX, f);
     }
 
-    /// Whether the map holds a value (and not only marks).
-    pub(crate) fn has_values(&self) -> bool {
-        !self.is_empty()
-    }
-
     /// Whether both maps are the same map (not merely equal): O(1).
     pub(crate) fn same(&self, other: &Map<V>) -> bool {
         self.trie.same(&other.trie)
@@ -707,7 +702,7 @@ mod tests {
     #[test]
     fn marks_belong_to_the_key_and_live_beside_the_values() {
         let mut map = Map::default();
-        assert!(!map.has_values());
+        assert!(map.is_empty());
         map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(7)));
         let snapshot = map.clone();
         // A recent write stays where it is when its key is marked.
@@ -724,7 +719,7 @@ mod tests {
         // Unset, the key stays marked; the child's copy has no marks and shares the trie.
         map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
         map.update(30, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(30)));
-        assert!(map.is_marked(7) && map.has_values());
+        assert!(map.is_marked(7) && !map.is_empty());
         let child = map.without(Flags::NONE).expect("marks to leave out");
         assert!(!child.is_marked(7) && !child.is_marked(9) && read(&child, 30) == Some(30));
         assert!(child.trie.same(&map.trie), "leaving the marks out copies no node");
@@ -866,7 +861,6 @@ mod tests {
         map.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(50)));
         map.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = None);
         assert!(map.is_empty());
-        assert!(!map.has_values());
         assert_eq!(read(&snapshot, 5), Some(5));
         let mut seen = Vec::new();
         Map::diff(&snapshot, &map, &mut |key, a, b| seen.push((key, a.is_some(), b.is_some())));
