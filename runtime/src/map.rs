@@ -221,7 +221,7 @@ impl<V> Map<V> {
     /// The empty map; `const` so that a thread's context needs no lazy initialisation.
     pub(crate) const EMPTY: Map<V> = Map { trie: Trie::EMPTY, recent: None };
 
-    /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
+    /// Swaps two maps field by field (see `current::Enter::swap` for why not `mem::swap`).
     #[inline]
     pub(crate) fn swap(&mut self, other: &mut Map<V>) {
         self.trie.swap(&mut other.trie);

@@ -96,7 +96,7 @@ impl<V> Trie<V> {
     /// The empty map; `const` so that a thread's context needs no lazy initialisation.
     pub(super) const EMPTY: Trie<V> = Trie { root: None, height: 0 };
 
-    /// Swaps two maps field by field (see `current::swap` for why not `mem::swap`).
+    /// Swaps two tries field by field (see `current::Enter::swap` for why not `mem::swap`).
     #[inline]
     pub(super) fn swap(&mut self, other: &mut Trie<V>) {
         std::mem::swap(&mut self.root, &mut other.root);
