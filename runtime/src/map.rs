@@ -493,12 +493,7 @@ impl<V> Map<V> {
 
     /// Whether both maps are the same map (not merely equal): O(1).
     pub(crate) fn same(&self, other: &Map<V>) -> bool {
-        self.trie.same(&other.trie)
-            && match (&self.recent, &other.recent) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
+        self.trie.same(&other.trie) && same(self.recent.as_ref(), other.recent.as_ref())
     }
 
     /// Whether `key` is marked.
