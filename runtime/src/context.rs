@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::current;
 use crate::scope::Scope;
-use crate::value::{self, Map};
+use crate::value::Map;
 use crate::var::{AnyVar, ContextVar};
 
 /// An immutable snapshot of context variables: what [`ContextVar::get`] reads.
@@ -93,10 +93,7 @@ impl Context {
     /// assert_eq!(Context::new().get(&N), 5);
     /// ```
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &'static ContextVar<T>) -> T {
-        match self.map.get(var.key()).and_then(|stored| value::typed(var, stored)) {
-            Some(value) => value.clone(),
-            None => var.default_value().clone(),
-        }
+        var.view(self.map.get(var.key())).clone()
     }
 
     /// Whether this context holds a value for `var` (as opposed to its default), like Python's

@@ -672,7 +672,7 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     }
 
     /// The typed value, or the default where there is none.
-    fn view<'a>(&'static self, value: Option<&'a Value>) -> &'a T {
+    pub(crate) fn view<'a>(&'static self, value: Option<&'a Value>) -> &'a T {
         value.and_then(|stored| value::typed(self, stored)).unwrap_or_else(|| self.default_value())
     }
 }
