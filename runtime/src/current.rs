@@ -159,7 +159,6 @@ pub(crate) fn read<R>(f: impl FnOnce(&Map) -> R) -> R {
 }
 
 /// Whether the code running now has a context of its own to write to (see `write`).
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
 pub(crate) fn has_context() -> bool {
     CURRENT.try_with(|frame| frame.borrow().is_owned()).unwrap_or(true)
 }
@@ -288,7 +287,6 @@ pub(crate) fn snapshot() -> Map {
 
 /// Whether this is code without a context of its own (a tokio task outside any `Scope`, a
 /// rayon job outside any context): where `write` panics.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
 pub(crate) fn in_task_without_context() -> bool {
     !has_context()
 }

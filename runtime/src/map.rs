@@ -410,7 +410,6 @@ impl<V> Map<V> {
     /// This map without the values that carry any of `flags` and without marks, or `None`
     /// when there is neither (the map itself is then the answer). Copies only what leads to
     /// the flagged values; leaving the marks out is O(1).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
     pub(crate) fn without(&self, flags: Flags) -> Option<Map<V>>
     where
         V: Clone,
@@ -497,7 +496,6 @@ impl<V> Map<V> {
     }
 
     /// Whether `key` is marked.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn is_marked(&self, key: u32) -> bool {
         self.recent.as_ref().is_some_and(|recent| recent.marks.contains(key))
     }
@@ -517,7 +515,6 @@ impl<V> Map<V> {
 
     /// Calls `f(key, value)` for every marked key, in key order. Unmarked subtrees are not
     /// visited: the cost follows the number of marked keys.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins
     pub(crate) fn for_each_marked(&self, f: &mut impl FnMut(u32, Option<&V>)) {
         self.marks_of().for_each(&mut |key| f(key, self.get(key)));
     }

@@ -225,7 +225,6 @@ impl<V> Trie<V> {
     /// This map without the values that carry any of `flags`, or `None` when there are none
     /// to leave out (the map itself is then the answer). Copies only the paths that lead to
     /// them.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
     pub(super) fn without(&self, flags: Flags) -> Option<Trie<V>>
     where
         V: Clone,
@@ -309,7 +308,6 @@ fn update_node<V: Clone, R>(
 }
 
 /// `node` without the values that carry any of `flags`; `None` if nothing is left.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the spawns of `task.rs`
 fn strip<V: Clone>(node: &Arc<Node<V>>, flags: Flags) -> Option<Arc<Node<V>>> {
     let flagged = node.flagged().any_of(flags);
     if flagged == 0 {
