@@ -80,22 +80,11 @@ impl<F: Future> Scope<F> {
     /// Polls the inner future in the scope's context and, once it is ready (the inner future
     /// is then dropped, still in its context), also returns that context.
     pub(crate) fn poll_with_context(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<(F::Output, Context)> {
-        let mut this = self.project();
-        let output = {
-            let _entered = Enter::new(this.context, Entered::Scope);
-            let future = this.future.as_mut().as_pin_mut().expect("`Scope` polled after completion");
-            match future.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => {
-                    this.future.set(None);
-                    output
-                }
-            }
-        };
-        Poll::Ready((output, std::mem::take(this.context)))
+        let output = std::task::ready!(self.as_mut().poll(cx));
+        Poll::Ready((output, std::mem::take(self.project().context)))
     }
 }
 
