@@ -285,12 +285,6 @@ pub(crate) fn snapshot() -> Map {
     read(Map::clone)
 }
 
-/// Whether this is code without a context of its own (a tokio task outside any `Scope`, a
-/// rayon job outside any context): where `write` panics.
-pub(crate) fn in_task_without_context() -> bool {
-    !has_context()
-}
-
 /// Whether a `Scope` is being polled on this thread, i.e. we are inside async code.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) fn in_async() -> bool {

@@ -32,7 +32,7 @@ pub(crate) enum Deliver {
 /// panics with the fix when there is something to bring back.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
 pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
-    let without_context = current::in_task_without_context();
+    let without_context = !current::has_context();
     if without_context && what == Deliver::Marked {
         return;
     }

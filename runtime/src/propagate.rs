@@ -135,7 +135,7 @@ pin_project! {
             // The inner future is dropped with the scope, in the scope's context: give it
             // the copy it would have run in (a `Drop` in it may read variables).
             if matches!(this.state, State::Unpolled) {
-                this.scope.enter_copy_of(current::snapshot());
+                this.scope.replace_context(current::snapshot());
             }
         }
     }
@@ -152,7 +152,7 @@ impl<F: Future> Future for PropagateBack<F> {
                 // Copied at the first poll, not at the call: the future may be created long
                 // before it runs, and its changes are relative to where it ran.
                 let entry = current::snapshot();
-                this.scope.as_mut().enter_copy_of(entry.clone());
+                this.scope.as_mut().replace_context(entry.clone());
                 *this.state = State::Running(entry);
             }
             State::Done => panic!("`PropagateBack` polled after completion"),

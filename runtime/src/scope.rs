@@ -51,10 +51,10 @@ pin_project! {
 }
 
 impl<F> Scope<F> {
-    /// Replaces the scope's context, before its first poll, with a fresh copy (a new
-    /// identity for tokens) of `map`: `PropagateBack` takes its copy when first polled
-    /// (or dropped unpolled).
-    pub(crate) fn enter_copy_of(self: Pin<&mut Self>, map: Map) {
+    /// Replaces the scope's context (entering nothing), before its first poll, with a fresh
+    /// copy (a new identity for tokens) of `map`: `PropagateBack` takes its copy when first
+    /// polled (or dropped unpolled).
+    pub(crate) fn replace_context(self: Pin<&mut Self>, map: Map) {
         *self.project().context = Context { map, id: 0 };
     }
 }
