@@ -124,26 +124,6 @@ impl VarArgs {
                 ),
             }
         }
-        if let (Some(back_from_remote), None) = (&out.back_from_remote, &out.baggage) {
-            errors.spanned(
-                back_from_remote,
-                "`back_from_remote` needs a `baggage` key: `baggage = \"key\", back_from_remote = true`",
-            );
-        }
-        // A value sent back lands as a child's change at a join, which `back = false` refuses.
-        if let (Some(back_from_remote), Some(back)) = (&out.back_from_remote, &out.back)
-            && back_from_remote.value
-            && !back.value
-        {
-            errors.spanned(
-                back_from_remote,
-                "`back_from_remote = true` with `back = false`: a value sent back would never land, \
-                 as the variable never flows back to a parent; remove one of them",
-            );
-            // One error: the variable is expanded as if it did not travel.
-            out.back_from_remote = None;
-            out.baggage = None;
-        }
         out
     }
 

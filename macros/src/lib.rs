@@ -42,7 +42,8 @@ pub fn context_var(args: TokenStream, item: TokenStream) -> TokenStream {
     for duplicate in var.take_var_attrs() {
         errors.spanned(duplicate, "duplicate `#[context_var]`: give its arguments to one attribute");
     }
-    let args = VarArgs::parse(args.into(), &mut errors);
+    let mut args = VarArgs::parse(args.into(), &mut errors);
+    valid::check_var_args(&mut args, &mut errors);
     valid::check_var(&var, &mut errors);
     let mut out = expand::var(&var, &args);
     out.extend(errors.into_compile_error());
@@ -66,7 +67,8 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
         for duplicate in attrs {
             errors.spanned(duplicate, "duplicate `#[context_var]`: give its arguments to one attribute");
         }
-        let args = VarArgs::parse(args, &mut errors);
+        let mut args = VarArgs::parse(args, &mut errors);
+        valid::check_var_args(&mut args, &mut errors);
         valid::check_var(&var, &mut errors);
         out.extend(expand::var(&var, &args));
     }

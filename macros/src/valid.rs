@@ -9,6 +9,7 @@ use syn::{
 };
 
 use crate::ast::{FnItem, VarItem};
+use crate::attr::VarArgs;
 use crate::errors::Errors;
 
 /// Where borrows are reported, and the lifetime parameters already reported.
@@ -20,6 +21,30 @@ struct Borrows<'a> {
 pub(crate) fn check_var(item: &VarItem, errors: &mut Errors) {
     if let Some(mutability) = &item.mutability {
         errors.spanned(mutability, "context variables cannot be `static mut`: call `set` on them instead");
+    }
+}
+
+/// The `#[context_var]` arguments that contradict each other, checked once all are parsed.
+pub(crate) fn check_var_args(args: &mut VarArgs, errors: &mut Errors) {
+    if let (Some(back_from_remote), None) = (&args.back_from_remote, &args.baggage) {
+        errors.spanned(
+            back_from_remote,
+            "`back_from_remote` needs a `baggage` key: `baggage = \"key\", back_from_remote = true`",
+        );
+    }
+    // A value sent back lands as a child's change at a join, which `back = false` refuses.
+    if let (Some(back_from_remote), Some(back)) = (&args.back_from_remote, &args.back)
+        && back_from_remote.value
+        && !back.value
+    {
+        errors.spanned(
+            back_from_remote,
+            "`back_from_remote = true` with `back = false`: a value sent back would never land, \
+             as the variable never flows back to a parent; remove one of them",
+        );
+        // One error: the variable is expanded as if it did not travel.
+        args.back_from_remote = None;
+        args.baggage = None;
     }
 }
 
