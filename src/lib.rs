@@ -287,8 +287,8 @@ pub mod __private {
     #[cfg(feature = "tokio")]
     pub use crate::tasks::run_sync_endpoint;
     pub use contextvars_runtime::{
-        AnyVar, Context, ContextVar, ThreadSafeValue, assert_send_argument, assert_send_argument_type,
-        new_context_var, propagate_back, propagate_back_async,
+        AnyVar, Context, ContextVar, InlineCopy, ThreadSafeValue, assert_send_argument,
+        assert_send_argument_type, new_context_var, propagate_back, propagate_back_async,
     };
     #[cfg(feature = "opentelemetry")]
     pub use inventory;

@@ -218,6 +218,13 @@ pub use contextvars_macros::context_vars;
 /// `crate = path` names this crate for a crate that re-exports it: `#[propagate(back, crate =
 /// my_framework::contextvars)]`.
 ///
+/// A sync function that is also `#[track_caller]` keeps it: its body then runs inline after a
+/// guard that enters the copy (rather than in a closure, which stable Rust cannot make
+/// `#[track_caller]`), so `Location::caller()`, `unwrap` and a refused `set` in the body name
+/// the function's caller. Every rule above holds the same, with one difference: its arguments
+/// are dropped after the copy is left (in the caller's context), where the closure drops them
+/// inside the copy.
+///
 /// # Compile errors
 ///
 /// For a missing, unknown or second mode (the message lists `back`, `down` and `none`); for
@@ -281,7 +288,8 @@ pub use contextvars_macros::propagate;
 /// # Compile errors
 ///
 /// On an `async fn` (use [`#[propagate(back)]`](propagate) there); on a `const fn` or an
-/// `extern` fn; for a `&self` or `&mut self` receiver; for an argument or output that borrows
+/// `extern` fn; with `#[track_caller]` (the body is called by the blocking pool, so no
+/// caller's location can reach it); for a `&self` or `&mut self` receiver; for an argument or output that borrows
 /// or is not `Send + 'static` (also a type parameter without those bounds). The function is
 /// still made `async`, so that its callers, which `.await` it, get no second error.
 #[doc(inline)]

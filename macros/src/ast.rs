@@ -111,6 +111,7 @@ pub(crate) fn parse_var_list(tokens: TokenStream) -> syn::Result<Vec<VarItem>> {
 ///
 /// The body is not parsed: the compiler parses it once more after expansion, so a syntax
 /// error in it would be reported twice (and nothing in a body changes what the macros do).
+#[derive(Clone)]
 pub(crate) struct FnItem {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
@@ -118,8 +119,16 @@ pub(crate) struct FnItem {
     pub(crate) body: Body,
 }
 
+impl FnItem {
+    /// The function's `#[track_caller]`, if it has one.
+    pub(crate) fn track_caller(&self) -> Option<&Attribute> {
+        self.attrs.iter().find(|attr| attr.path().is_ident("track_caller"))
+    }
+}
+
 /// A function body: its inner attributes (`#![allow(…)]`), which apply to the whole
 /// function, and the statements after them, as written.
+#[derive(Clone)]
 pub(crate) struct Body {
     pub(crate) brace_token: token::Brace,
     pub(crate) inner_attrs: Vec<Attribute>,

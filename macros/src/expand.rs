@@ -84,6 +84,9 @@ pub(crate) fn var(item: &VarItem, args: &VarArgs) -> TokenStream {
 pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
     let krate = args.krate().at(Span::call_site());
     let is_async = item.sig.asyncness.is_some();
+    if !is_async && item.track_caller().is_some() && !matches!(args.mode, Mode::Down) {
+        return function(item, &item.sig, inline_copy(item, args, &krate));
+    }
     let body = match &args.mode {
         Mode::Down => item.body.stmts.clone(),
         Mode::Back(vars) => {
@@ -111,6 +114,25 @@ pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
         }
     };
     function(item, &item.sig, body)
+}
+
+/// A sync `#[track_caller]` function's body, inline after a guard that enters the copy: in a
+/// closure, `Location::caller()` and the body's `#[track_caller]` calls would name the body
+/// instead of the function's caller (closures cannot be `#[track_caller]` on stable Rust).
+fn inline_copy(item: &FnItem, args: &PropagateArgs, krate: &TokenStream) -> TokenStream {
+    let guard = Ident::new("__contextvars_copy", Span::mixed_site());
+    let enter = match &args.mode {
+        Mode::Back(vars) => {
+            let only = back_list(vars.as_deref(), krate);
+            quote!(#krate::__private::InlineCopy::back(#only))
+        }
+        _ => quote!(#krate::__private::InlineCopy::discard()),
+    };
+    let stmts = &item.body.stmts;
+    quote! {
+        let #guard = #enter;
+        #stmts
+    }
 }
 
 /// `Some(LIST)` for `back(VAR, …)`, a local `static LIST: &[&dyn AnyVar] = &[&VAR, …]`;
@@ -182,7 +204,10 @@ pub(crate) fn endpoint(item: &FnItem, args: &EndpointArgs) -> TokenStream {
 /// the body as written. Callers then compile (and get no second error, such as "not a
 /// future", for the one mistake).
 pub(crate) fn endpoint_fallback(item: &FnItem) -> TokenStream {
-    function(item, &async_signature(&item.sig), item.body.stmts.clone())
+    // Without a `#[track_caller]` (its error was given): on an async fn it draws a warning.
+    let attrs = item.attrs.iter().filter(|attr| !attr.path().is_ident("track_caller")).cloned();
+    let item = FnItem { attrs: attrs.collect(), ..item.clone() };
+    function(&item, &async_signature(&item.sig), item.body.stmts.clone())
 }
 
 /// The signature made `async` (without what an `async fn` cannot be: `const`, an ABI).

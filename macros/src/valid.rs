@@ -76,6 +76,13 @@ pub(crate) fn check_endpoint(item: &FnItem, errors: &mut Errors) {
              remove the `extern`",
         );
     }
+    if let Some(track_caller) = item.track_caller() {
+        errors.spanned(
+            track_caller,
+            "`#[sync_endpoint]` cannot keep `#[track_caller]`: its body runs on the blocking pool, \
+             called by the pool and not by the caller; remove `#[track_caller]`",
+        );
+    }
     check_generics(sig, errors);
     // A lifetime parameter is reported once, at its declaration, not at every use.
     let declared: Vec<&Ident> = sig

@@ -64,13 +64,13 @@ const ROOT_OWNER: Owner = ();
 /// The task running now, which owns the frames it enters.
 #[cfg(feature = "tokio")]
 #[inline(always)]
-fn running_task() -> Owner {
+pub(crate) fn running_task() -> Owner {
     tokio::task::try_id()
 }
 
 #[cfg(not(feature = "tokio"))]
 #[inline(always)]
-fn running_task() -> Owner {}
+pub(crate) fn running_task() -> Owner {}
 
 /// Whether `owner` is the task running now.
 #[cfg(feature = "tokio")]
@@ -335,29 +335,42 @@ impl<'a> Enter<'a> {
     /// Swaps the guard's context, entry kind and owner with the thread's.
     #[inline(always)]
     fn swap(&mut self, entering: bool) -> Result<(), ()> {
-        // During thread teardown there is nothing to swap with (a scoped future dropped by
-        // another thread-local's destructor): entering and leaving are then both no-ops.
-        CURRENT
-            .try_with(|frame| {
-                let Ok(mut frame) = frame.try_borrow_mut() else { return Err(()) };
-                let frame = &mut *frame;
-                // In place, field by field: a copy of the frame through the stack would be read
-                // back in one wide load right after narrower stores, and stall on it.
-                frame.map.swap(&mut self.context.map);
-                std::mem::swap(&mut frame.id, &mut self.context.id);
-                std::mem::swap(&mut frame.entered, &mut self.entered);
-                std::mem::swap(&mut frame.owner, &mut self.owner);
-                // A `Context::run` inside async code is still inside async code (`block_on`).
-                if entering
-                    && frame.entered == Entered::Run
-                    && matches!(self.entered, Entered::Scope | Entered::RunInAsync)
-                {
-                    frame.entered = Entered::RunInAsync;
-                }
-                Ok(())
-            })
-            .unwrap_or(Ok(()))
+        swap_frame(self.context, &mut self.entered, &mut self.owner, entering)
     }
+}
+
+/// Swaps `context`, `entered` and `owner` with the thread's frame: the one mechanism behind
+/// [`Enter`] and [`InlineCopy`](crate::InlineCopy), which owns its context. `Err` when the
+/// frame is borrowed (code running inside `get`'s `Clone`): nothing was swapped then.
+#[inline(always)]
+pub(crate) fn swap_frame(
+    context: &mut Context,
+    entered: &mut Entered,
+    owner: &mut Owner,
+    entering: bool,
+) -> Result<(), ()> {
+    // During thread teardown there is nothing to swap with (a scoped future dropped by
+    // another thread-local's destructor): entering and leaving are then both no-ops.
+    CURRENT
+        .try_with(|frame| {
+            let Ok(mut frame) = frame.try_borrow_mut() else { return Err(()) };
+            let frame = &mut *frame;
+            // In place, field by field: a copy of the frame through the stack would be read
+            // back in one wide load right after narrower stores, and stall on it.
+            frame.map.swap(&mut context.map);
+            std::mem::swap(&mut frame.id, &mut context.id);
+            std::mem::swap(&mut frame.entered, entered);
+            std::mem::swap(&mut frame.owner, owner);
+            // A `Context::run` inside async code is still inside async code (`block_on`).
+            if entering
+                && frame.entered == Entered::Run
+                && matches!(*entered, Entered::Scope | Entered::RunInAsync)
+            {
+                frame.entered = Entered::RunInAsync;
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
 }
 
 impl Drop for Enter<'_> {

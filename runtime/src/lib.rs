@@ -38,6 +38,7 @@ mod context;
 mod current;
 mod error;
 mod fork;
+mod inline_copy;
 mod join;
 #[cfg(feature = "tokio")]
 mod joinset;
@@ -58,6 +59,8 @@ pub use context::Context;
 pub use current::{as_caller, without_context};
 pub use error::Error;
 pub use fork::Fork;
+#[doc(hidden)]
+pub use inline_copy::InlineCopy;
 #[cfg(feature = "tokio")]
 pub use joinset::JoinSet;
 pub use propagate::{PropagateBack, propagate_back, propagate_back_async};

@@ -187,7 +187,7 @@ fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
 }
 
 /// [`land`] where the current context is the base (`entry`) itself: a sync function's exit.
-fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+pub(crate) fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
     // The common case in one visit to the caller's context: compared with the copy, then
     // replaced by it. What is let go of is dropped once the context is released.
     let mut exit = Some(exit);

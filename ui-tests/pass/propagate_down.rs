@@ -1,6 +1,6 @@
 // Every form of function compiles under `#[propagate(down)]` as it does without it, and
 // behaves the same: literal bodies, early `return` and `?` that coerce or convert, borrowed
-// and `impl Trait` returns, generics, `const` generics, `unsafe` and `extern` fns, methods
+// and `impl Trait` returns, generics, `const` generics, `unsafe`, `extern` and `#[track_caller]` fns, methods
 // with each receiver, trait methods (default and `async`), generic impls; sync and async.
 // The four `propagate_*.rs` cases differ only in the mode.
 #![deny(warnings, unused_qualifications, rust_2018_idioms)]
@@ -78,6 +78,12 @@ unsafe fn read(pointer: *const u32) -> u32 {
 #[propagate(down)]
 extern "C" fn callback(number: u32) -> u32 {
     number * 2
+}
+
+#[track_caller]
+#[propagate(down)]
+fn caller_line() -> u32 {
+    std::panic::Location::caller().line()
 }
 
 #[propagate(down)]
@@ -276,6 +282,7 @@ fn sync_forms() {
     assert_eq!(unsafe { read(&4) }, 4);
     assert_eq!(callback(2), 4);
     assert_eq!(patterns((1, 2), 3), 6);
+    assert_eq!(caller_line(), line!()); // `#[track_caller]` still names the caller
     assert_eq!(inner_attribute(), 2);
     let _never: fn() -> ! = diverges;
     let mut counter = Counter::new();

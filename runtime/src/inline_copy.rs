@@ -1,0 +1,89 @@
+//! `#[propagate(back)]` and `#[propagate(none)]` on a sync `#[track_caller]` function: the
+//! body runs inline, in the function itself, so that the caller's location reaches it.
+//!
+//! The other sync forms move the body into a closure for [`propagate_back`] or
+//! [`Context::run`](crate::Context::run); a closure cannot be `#[track_caller]` on stable
+//! Rust, so `Location::caller()` and every `#[track_caller]` call in the body (`unwrap`,
+//! `panic!`, a refused `set`) would name the body instead of the function's caller. Here a
+//! guard enters the copy before the body's first statement and, when the function's locals
+//! are dropped (by a `return`, a `?`, the end of the body or a panic), leaves it; a back copy
+//! then lands its changes unless the function is unwinding from a panic of its own.
+//!
+//! [`propagate_back`]: crate::propagate_back
+
+use crate::context::Context;
+use crate::current::{self, Entered, Owner};
+use crate::propagate::land_on_base;
+use crate::var::AnyVar;
+
+/// The guard `#[propagate]` puts first in a sync `#[track_caller]` function: the function's
+/// body runs in a copy of its caller's context until the guard is dropped with the
+/// function's locals. Not for direct use: [`propagate_back`](crate::propagate_back) and
+/// [`Context::run`] are the API.
+pub struct InlineCopy {
+    /// While entered: the caller's context, put away; after: the copy as the body left it.
+    context: Context,
+    entered: Entered,
+    owner: Owner,
+    /// Whether the copy was entered (not from inside `get`'s `Clone`, where nothing can be).
+    active: bool,
+    /// `Some(vars)` when the changes land (`back`), `None` when they are discarded.
+    lands: Option<Option<&'static [&'static dyn AnyVar]>>,
+    /// Whether the thread was unwinding already when the function was called (from a
+    /// `Drop`): a panic of the body's own would abort then, so leaving means completion.
+    unwinding_at_entry: bool,
+}
+
+impl InlineCopy {
+    /// Enters a copy of the current context whose changes land in the caller's context when
+    /// the guard is dropped, unless by a panic: `#[propagate(back)]`.
+    #[inline]
+    pub fn back(vars: Option<&'static [&'static dyn AnyVar]>) -> InlineCopy {
+        InlineCopy::enter(Some(vars))
+    }
+
+    /// Enters a copy of the current context whose changes are discarded:
+    /// `#[propagate(none)]`.
+    #[inline]
+    pub fn discard() -> InlineCopy {
+        InlineCopy::enter(None)
+    }
+
+    fn enter(lands: Option<Option<&'static [&'static dyn AnyVar]>>) -> InlineCopy {
+        let mut guard = InlineCopy {
+            context: Context::current(),
+            entered: Entered::Run,
+            owner: current::running_task(),
+            active: false,
+            lands,
+            unwinding_at_entry: std::thread::panicking(),
+        };
+        // Refused only inside `get`'s `Clone`: the body then runs in place, reads what it
+        // would read in the copy, and cannot set anything (a `set` panics and says why).
+        guard.active =
+            current::swap_frame(&mut guard.context, &mut guard.entered, &mut guard.owner, true).is_ok();
+        guard
+    }
+}
+
+impl Drop for InlineCopy {
+    fn drop(&mut self) {
+        if !self.active {
+            return;
+        }
+        // Leaving cannot find the frame borrowed: the body's reads and writes ended.
+        let _ = current::swap_frame(&mut self.context, &mut self.entered, &mut self.owner, false);
+        let Some(vars) = self.lands else { return };
+        if std::thread::panicking() && !self.unwinding_at_entry {
+            return;
+        }
+        // The caller's context is still the copy's base: nothing else could reach it.
+        land_on_base(std::mem::take(&mut self.context).into_map(), vars);
+    }
+}
+
+impl std::fmt::Debug for InlineCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineCopy").field("lands", &self.lands.is_some()).finish_non_exhaustive()
+    }
+}
