@@ -11,6 +11,8 @@
 //!
 //! [`propagate_back`]: crate::propagate_back
 
+use std::marker::PhantomData;
+
 use crate::context::Context;
 use crate::current::{self, Entered, Owner};
 use crate::propagate::land_on_base;
@@ -32,6 +34,8 @@ pub struct InlineCopy {
     /// Whether the thread was unwinding already when the function was called (from a
     /// `Drop`): a panic of the body's own would abort then, so leaving means completion.
     unwinding_at_entry: bool,
+    /// Left on the thread it entered: not `Send`, so it cannot be held across an `.await`.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl InlineCopy {
@@ -57,6 +61,7 @@ impl InlineCopy {
             active: false,
             lands,
             unwinding_at_entry: std::thread::panicking(),
+            _not_send: PhantomData,
         };
         // Refused only inside `get`'s `Clone`: the body then runs in place, reads what it
         // would read in the copy, and cannot set anything (a `set` panics and says why).
