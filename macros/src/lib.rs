@@ -39,9 +39,7 @@ pub fn context_var(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(var) => var,
         Err(error) => return with_error(item, error),
     };
-    for duplicate in var.take_var_attrs() {
-        errors.spanned(duplicate, "duplicate `#[context_var]`: give its arguments to one attribute");
-    }
+    valid::check_duplicates(var.take_var_attrs(), &mut errors);
     let mut args = VarArgs::parse(args.into(), &mut errors);
     valid::check_var_args(&mut args, &mut errors);
     valid::check_var(&var, &mut errors);
@@ -64,9 +62,7 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
     for mut var in vars {
         let mut attrs = var.take_var_attrs().into_iter();
         let args = attrs.next().map(|attr| ast::var_attr_args(attr, &mut errors)).unwrap_or_default();
-        for duplicate in attrs {
-            errors.spanned(duplicate, "duplicate `#[context_var]`: give its arguments to one attribute");
-        }
+        valid::check_duplicates(attrs, &mut errors);
         let mut args = VarArgs::parse(args, &mut errors);
         valid::check_var_args(&mut args, &mut errors);
         valid::check_var(&var, &mut errors);
@@ -88,6 +84,9 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
 /// first poll and lands when the body completes: a future dropped half-way lands nothing.
 /// `none`: the body runs in `Context::current().run(move || { body })`, or for an async fn
 /// `Context::current().scope(async move { body }).await`. `down`: the function as written.
+/// A sync `#[track_caller]` fn under `back` or `none` keeps its body inline instead, after
+/// `let guard = InlineCopy::back(None);` (or `InlineCopy::discard()`): a closure would lose
+/// the caller's location.
 ///
 /// Where the body becomes a closure or an async block, its first statement is an
 /// unreachable `return` of the declared type (`impl Trait` in it left as `_`): the block's

@@ -4,8 +4,8 @@
 
 use syn::punctuated::Punctuated;
 use syn::{
-    FnArg, GenericArgument, GenericParam, Ident, Lifetime, PathArguments, ReceiverKind, ReturnType,
-    Signature, Token, Type, TypeParamBound, WherePredicate,
+    Attribute, FnArg, GenericArgument, GenericParam, Ident, Lifetime, PathArguments, ReceiverKind,
+    ReturnType, Signature, Token, Type, TypeParamBound, WherePredicate,
 };
 
 use crate::ast::{FnItem, VarItem};
@@ -21,6 +21,14 @@ struct Borrows<'a> {
 pub(crate) fn check_var(item: &VarItem, errors: &mut Errors) {
     if let Some(mutability) = &item.mutability {
         errors.spanned(mutability, "context variables cannot be `static mut`: call `set` on them instead");
+    }
+}
+
+/// A `#[context_var]` attribute beyond the first (`context_vars!` items, or a second one on
+/// a `static`).
+pub(crate) fn check_duplicates(duplicates: impl IntoIterator<Item = Attribute>, errors: &mut Errors) {
+    for duplicate in duplicates {
+        errors.spanned(duplicate, "duplicate `#[context_var]`: give its arguments to one attribute");
     }
 }
 
