@@ -294,3 +294,53 @@ pub use contextvars_macros::propagate;
 /// still made `async`, so that its callers, which `.await` it, get no second error.
 #[doc(inline)]
 pub use contextvars_macros::sync_endpoint;
+
+/// In a crate of edition 2021, the temporaries of a `#[track_caller]` function's last
+/// expression live past its locals: they are dropped in the copy all the same, and the
+/// attribute draws no `tail_expr_drop_order` warning the function did not draw.
+///
+/// ```edition2021
+/// #![deny(warnings, rust_2024_compatibility)]
+/// use contextvars::{context_var, propagate};
+///
+/// #[context_var]
+/// static USER: Option<String>;
+///
+/// struct SetsUserOnDrop;
+///
+/// impl SetsUserOnDrop {
+///     fn visits(&self) -> u32 {
+///         1
+///     }
+/// }
+///
+/// impl Drop for SetsUserOnDrop {
+///     fn drop(&mut self) {
+///         USER.set(Some("temporary".into()));
+///     }
+/// }
+///
+/// #[track_caller]
+/// #[propagate(none)]
+/// fn visits_through_a_temporary() -> u32 {
+///     SetsUserOnDrop.visits()
+/// }
+///
+/// fn visits_through_a_cell(cell: &std::cell::RefCell<Vec<u32>>) -> usize {
+///     cell.borrow().len()
+/// }
+///
+/// #[track_caller]
+/// #[propagate(back)]
+/// fn visits_through_a_cell_tracked(cell: &std::cell::RefCell<Vec<u32>>) -> usize {
+///     cell.borrow().len()
+/// }
+///
+/// USER.set(Some("caller".into()));
+/// assert_eq!(visits_through_a_temporary(), 1);
+/// assert_eq!(USER.get().as_deref(), Some("caller"));
+/// let cell = std::cell::RefCell::default();
+/// assert_eq!(visits_through_a_cell(&cell), visits_through_a_cell_tracked(&cell));
+/// ```
+#[cfg(doctest)]
+pub struct TrackCallerEdition2021;

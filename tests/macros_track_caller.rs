@@ -164,3 +164,32 @@ fn inside_a_clone_during_get_the_body_runs_in_place() {
     assert!(CLONED.get().is_some());
     assert_eq!(ROLE.get(), "cloning");
 }
+
+/// Sets `USER` when dropped: a temporary of a body's last expression.
+struct SetsUserOnDrop;
+
+impl SetsUserOnDrop {
+    fn visits(&self) -> u32 {
+        1
+    }
+}
+
+impl Drop for SetsUserOnDrop {
+    fn drop(&mut self) {
+        USER.set(Some("temporary".into()));
+    }
+}
+
+#[track_caller]
+#[propagate(none)]
+fn visits_through_a_temporary() -> u32 {
+    SetsUserOnDrop.visits()
+}
+
+#[test]
+fn the_temporaries_of_the_last_expression_are_dropped_in_the_copy() {
+    // (In a crate of edition 2021 too: see the doctest of `TrackCallerEdition2021`.)
+    USER.set(Some("caller".into()));
+    assert_eq!(visits_through_a_temporary(), 1);
+    assert_eq!(USER.get().as_deref(), Some("caller"));
+}

@@ -116,9 +116,12 @@ pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
     function(item, &item.sig, body)
 }
 
-/// A sync `#[track_caller]` function's body, inline after a guard that enters the copy: in a
-/// closure, `Location::caller()` and the body's `#[track_caller]` calls would name the body
-/// instead of the function's caller (closures cannot be `#[track_caller]` on stable Rust).
+/// A sync `#[track_caller]` function's body, inline in the arm of a `match` on a guard that
+/// enters the copy: in a closure, `Location::caller()` and the body's `#[track_caller]` calls
+/// would name the body instead of the function's caller (closures cannot be `#[track_caller]`
+/// on stable Rust). The guard is the arm's binding, not a local of the function: an arm is
+/// dropped after the temporaries of its body, which in edition 2021 outlive the function's
+/// locals (a `let` guard would be dropped before them, and draw `tail_expr_drop_order`).
 fn inline_copy(item: &FnItem, args: &PropagateArgs, krate: &TokenStream) -> TokenStream {
     let guard = Ident::new("__contextvars_copy", Span::mixed_site());
     let enter = match &args.mode {
@@ -128,10 +131,12 @@ fn inline_copy(item: &FnItem, args: &PropagateArgs, krate: &TokenStream) -> Toke
         }
         _ => quote!(#krate::__private::InlineCopy::discard()),
     };
-    let stmts = &item.body.stmts;
+    let mut body = Group::new(Delimiter::Brace, item.body.stmts.clone());
+    body.set_span(item.body.brace_token.span.close());
     quote! {
-        let #guard = #enter;
-        #stmts
+        match #enter {
+            #guard => #body
+        }
     }
 }
 

@@ -84,9 +84,9 @@ pub fn context_vars(input: TokenStream) -> TokenStream {
 /// first poll and lands when the body completes: a future dropped half-way lands nothing.
 /// `none`: the body runs in `Context::current().run(move || { body })`, or for an async fn
 /// `Context::current().scope(async move { body }).await`. `down`: the function as written.
-/// A sync `#[track_caller]` fn under `back` or `none` keeps its body inline instead, after
-/// `let guard = InlineCopy::back(None);` (or `InlineCopy::discard()`): a closure would lose
-/// the caller's location.
+/// A sync `#[track_caller]` fn under `back` or `none` keeps its body inline instead, as
+/// `match InlineCopy::back(None) { guard => { body } }` (or `InlineCopy::discard()`): a
+/// closure would lose the caller's location.
 ///
 /// Where the body becomes a closure or an async block, its first statement is an
 /// unreachable `return` of the declared type (`impl Trait` in it left as `_`): the block's

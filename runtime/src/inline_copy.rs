@@ -5,9 +5,10 @@
 //! [`Context::run`](crate::Context::run); a closure cannot be `#[track_caller]` on stable
 //! Rust, so `Location::caller()` and every `#[track_caller]` call in the body (`unwrap`,
 //! `panic!`, a refused `set`) would name the body instead of the function's caller. Here a
-//! guard enters the copy before the body's first statement and, when the function's locals
-//! are dropped (by a `return`, a `?`, the end of the body or a panic), leaves it; a back copy
-//! then lands its changes unless the function is unwinding from a panic of its own.
+//! guard enters the copy before the body's first statement and, dropped after the body's
+//! locals and temporaries (by a `return`, a `?`, the end of the body or a panic), leaves it;
+//! a back copy then lands its changes unless the function is unwinding from a panic of its
+//! own.
 //!
 //! [`propagate_back`]: crate::propagate_back
 
@@ -18,10 +19,10 @@ use crate::current::{self, Entered, Owner};
 use crate::propagate::land_on_base;
 use crate::var::AnyVar;
 
-/// The guard `#[propagate]` puts first in a sync `#[track_caller]` function: the function's
-/// body runs in a copy of its caller's context until the guard is dropped with the
-/// function's locals. Not for direct use: [`propagate_back`](crate::propagate_back) and
-/// [`Context::run`] are the API.
+/// The guard `#[propagate]` puts first in a sync `#[track_caller]` function (the binding of
+/// a `match` whose arm is the body): the body runs in a copy of its caller's context until
+/// the guard is dropped after its locals and temporaries. Not for direct use:
+/// [`propagate_back`](crate::propagate_back) and [`Context::run`] are the API.
 pub struct InlineCopy {
     /// While entered: the caller's context, put away; after: the copy as the body left it.
     context: Context,
