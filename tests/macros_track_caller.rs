@@ -165,6 +165,39 @@ fn inside_a_clone_during_get_the_body_runs_in_place() {
     assert_eq!(ROLE.get(), "cloning");
 }
 
+/// A value whose `Clone` calls a `#[track_caller]` `#[propagate(none)]` function.
+struct DryRunsOnClone;
+
+impl Clone for DryRunsOnClone {
+    fn clone(&self) -> DryRunsOnClone {
+        peek_role_dry();
+        DryRunsOnClone
+    }
+}
+
+#[track_caller]
+#[propagate(none)]
+fn peek_role_dry() -> &'static str {
+    ROLE.get()
+}
+
+#[context_var]
+static DRY_CLONED: Option<DryRunsOnClone>;
+
+#[test]
+fn none_inside_a_clone_during_get_panics_as_without_track_caller() {
+    // No copy can be entered while `get` holds the context: as `Context::run` there (the
+    // closure form), the call panics and says why, rather than run outside a copy.
+    DRY_CLONED.set(Some(DryRunsOnClone));
+    let payload = catch_unwind(|| DRY_CLONED.get()).map(drop).unwrap_err();
+    let message = match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+    };
+    assert!(message.contains("`#[propagate(none)]` function) from inside the `Clone`"), "{message}");
+    DRY_CLONED.set(None);
+}
+
 /// Sets `USER` when dropped: a temporary of a body's last expression.
 struct SetsUserOnDrop;
 

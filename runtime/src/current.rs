@@ -385,7 +385,7 @@ impl Drop for Enter<'_> {
 /// A context entered from code that runs while `get` holds the context.
 #[cold]
 #[track_caller]
-fn reentrant_enter() -> ! {
+pub(crate) fn reentrant_enter() -> ! {
     panic!(
         "contextvars: a context entered (`Context::run`, a `Scope`, a `#[propagate(none)]` \
          function) from inside the `Clone` of a value that `get` is cloning; enter it before or \

@@ -49,11 +49,18 @@ impl InlineCopy {
 
     /// Enters a copy of the current context whose changes are discarded:
     /// `#[propagate(none)]`.
+    ///
+    /// # Panics
+    ///
+    /// From the `Clone` of a value that `get` is cloning, as `Context::run` there (the form
+    /// without `#[track_caller]`), at the function's caller.
     #[inline]
+    #[track_caller]
     pub fn discard() -> InlineCopy {
         InlineCopy::enter(None)
     }
 
+    #[track_caller]
     fn enter(lands: Option<Option<&'static [&'static dyn AnyVar]>>) -> InlineCopy {
         let mut guard = InlineCopy {
             context: Context::current(),
@@ -64,10 +71,14 @@ impl InlineCopy {
             unwinding_at_entry: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        // Refused only inside `get`'s `Clone`: the body then runs in place, reads what it
-        // would read in the copy, and cannot set anything (a `set` panics and says why).
+        // Refused only inside `get`'s `Clone`. A back copy's body then runs in place, as in
+        // `propagate_back`: it reads what it would read in the copy, and cannot set anything
+        // (a `set` panics and says why). Entering a discarded copy panics, as `Context::run` does.
         guard.active =
             current::swap_frame(&mut guard.context, &mut guard.entered, &mut guard.owner, true).is_ok();
+        if !guard.active && guard.lands.is_none() {
+            current::reentrant_enter();
+        }
         guard
     }
 }
