@@ -221,9 +221,11 @@ pub use contextvars_macros::context_vars;
 /// A sync function that is also `#[track_caller]` keeps it: its body then runs inline after a
 /// guard that enters the copy (rather than in a closure, which stable Rust cannot make
 /// `#[track_caller]`), so `Location::caller()`, `unwrap` and a refused `set` in the body name
-/// the function's caller. Every rule above holds the same, with one difference: its arguments
+/// the function's caller. Every rule above holds the same, with two differences: its arguments
 /// are dropped after the copy is left (in the caller's context), where the closure drops them
-/// inside the copy.
+/// inside the copy; and called from a `Drop` while the thread unwinds, a panic of its body that
+/// a `catch_unwind` in that `Drop` catches still lands the changes made before it (the guard
+/// cannot tell that panic from the one being unwound).
 ///
 /// # Compile errors
 ///

@@ -33,7 +33,9 @@ pub struct InlineCopy {
     /// `Some(vars)` when the changes land (`back`), `None` when they are discarded.
     lands: Option<Option<&'static [&'static dyn AnyVar]>>,
     /// Whether the thread was unwinding already when the function was called (from a
-    /// `Drop`): a panic of the body's own would abort then, so leaving means completion.
+    /// `Drop`): leaving then counts as completion. A panic of the body's own that a
+    /// `catch_unwind` in that `Drop` catches cannot be told apart (the standard library
+    /// says only whether the thread is panicking), so its changes land.
     unwinding_at_entry: bool,
     /// Left on the thread it entered: not `Send`, so it cannot be held across an `.await`.
     _not_send: PhantomData<*const ()>,
