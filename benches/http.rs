@@ -14,6 +14,12 @@
 //! same as JSON, for `benches/report.py`. `HTTP_SERVER=name` puts another server of
 //! `benches/servers.rs` in the place of the contextvars one (`plain` against itself shows the
 //! bench's own noise).
+//!
+//! For profiles, `HTTP_COUNT=name:n` serves only the server `name`, sends it exactly `n`
+//! requests (no warm-up, no time limit) and exits, so that a profiler sees one server and a
+//! known number of requests: e.g. `HTTP_COUNT=contextvars:20000 valgrind --tool=callgrind
+//! --separate-threads=yes target/release/deps/http-* --bench` (subtract a run of 2,000 to
+//! leave set-up out), or `perf stat` of the same with `plain:n` against `contextvars:n`.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -43,9 +49,14 @@ async fn serve(router: Router) -> SocketAddr {
 
 /// One round against `addr`: requests answered and the seconds they took.
 async fn round(addr: SocketAddr) -> (usize, f64) {
+    round_of(addr, REQUESTS, Some(ROUND_LIMIT)).await
+}
+
+/// `requests` requests to `addr`, stopping at `limit` if there is one.
+async fn round_of(addr: SocketAddr, requests: usize, limit: Option<Duration>) -> (usize, f64) {
     let sent = std::sync::Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + ROUND_LIMIT;
+    let deadline = limit.map(|limit| start + limit);
     let mut connections = Vec::new();
     for _ in 0..CONNECTIONS {
         let sent = std::sync::Arc::clone(&sent);
@@ -56,7 +67,9 @@ async fn round(addr: SocketAddr) -> (usize, f64) {
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
             tokio::spawn(connection);
             let mut done = 0usize;
-            while sent.fetch_add(1, Ordering::Relaxed) < REQUESTS as u64 && Instant::now() < deadline {
+            while sent.fetch_add(1, Ordering::Relaxed) < requests as u64
+                && deadline.is_none_or(|deadline| Instant::now() < deadline)
+            {
                 let request = hyper::Request::get("/")
                     .header("host", "localhost")
                     .header("x-user", "ada")
@@ -92,6 +105,11 @@ fn main() {
     }
     // `HTTP_SERVER=name` measures another of the servers of `benches/servers.rs` against the
     // plain one, to split the ratio into its parts (`plain` against itself: the bench's noise).
+    if let Ok(spec) = std::env::var("HTTP_COUNT") {
+        let (name, n) = spec.split_once(':').expect("HTTP_COUNT=server:n");
+        let n: usize = n.parse().expect("a number of requests");
+        return count(name, n);
+    }
     let ours = std::env::var("HTTP_SERVER").unwrap_or_else(|_| "contextvars".to_owned());
     println!("http/server {ours} (\"contextvars\" below) against plain");
     let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -126,4 +144,70 @@ fn main() {
     println!(
         "{{\"http/plain_rps\": {p:.0}, \"http/contextvars_rps\": {o:.0}, \"http/ratio\": {r:.4}, \"pairs\": {PAIRS}, \"connections\": {CONNECTIONS}}}"
     );
+}
+
+/// `HTTP_COUNT=name:n`: exactly `n` requests to the server `name` alone, for profiles. Where
+/// the kernel shows them (`/proc/self/task/*/schedstat`, Linux), it also prints per thread and
+/// per request the time run on a core (of it in the kernel, sampled at the clock tick), the
+/// time waited for one, and the times scheduled in.
+fn count(name: &str, n: usize) {
+    let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let addr = servers.block_on(serve(servers::server(name)));
+    let client = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let before = thread_times();
+    let (answered, seconds) = client.block_on(round_of(addr, n, None));
+    let after = thread_times();
+    println!(
+        "http/count {name}: {answered} requests in {seconds:.3} s, {:.0} req/s",
+        answered as f64 / seconds
+    );
+    for (thread, now) in after {
+        let then = before.get(&thread).copied().unwrap_or_default();
+        let per = |field: fn(&ThreadTimes) -> u64| (field(&now) - field(&then)) as f64 / answered as f64;
+        println!(
+            "http/count   thread {thread:<24} ran {:>6.0} ns ({:>6.0} ns in the kernel), waited {:>6.0} ns, \
+             scheduled in {:.3} times per request",
+            per(|t| t.ran),
+            per(|t| t.kernel),
+            per(|t| t.waited),
+            per(|t| t.slices)
+        );
+    }
+}
+
+/// What the kernel says of one thread, in nanoseconds and counts since it started.
+#[derive(Clone, Copy, Default)]
+struct ThreadTimes {
+    ran: u64,
+    kernel: u64,
+    waited: u64,
+    slices: u64,
+}
+
+/// Each thread of this process (id and name) with its times; empty where `/proc` does not
+/// tell.
+fn thread_times() -> std::collections::BTreeMap<String, ThreadTimes> {
+    // The clock tick of `/proc/*/stat` is 100 Hz on every Linux this runs on.
+    const NS_PER_TICK: u64 = 10_000_000;
+    let mut times = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return times };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(sched), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue;
+        };
+        let sched: Vec<u64> = sched.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        // After the name in parentheses: state is field 3, stime field 15 of `proc(5)`.
+        let stime =
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(12)?.parse::<u64>().ok());
+        if let (&[ran, waited, slices], Some(stime)) = (sched.as_slice(), stime) {
+            let thread = format!("{} {}", task.file_name().to_string_lossy(), name.trim());
+            times.insert(thread, ThreadTimes { ran, kernel: stime * NS_PER_TICK, waited, slices });
+        }
+    }
+    times
 }
