@@ -25,8 +25,13 @@
 //!
 //! The map is a leaf module: it stores any [`Shared`] value and knows nothing of variables
 //! (`value.rs` instantiates it for the context's values).
+//!
+//! The nodes, the list and the marks are `triomphe::Arc`s: the map never needs a weak
+//! reference, and without a weak count the check that a node is this map's own (`get_mut`,
+//! `make_mut`, once per level at every write) is a plain load, where `std::sync::Arc` makes
+//! a locked compare-exchange on the weak count (~5.5 ns each; see BENCHMARKS.md).
 
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// What the map stores: a cheap handle (in practice an `Arc`) whose clones are "the same"
 /// value. `diff` compares by identity, not equality: a value set again is a change.
@@ -39,6 +44,14 @@ impl<T: ?Sized> Shared for Arc<T> {
     #[inline]
     fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(self, other)
+    }
+}
+
+// The context's values are `std` handles (see `value::Value` for why).
+impl<T: ?Sized> Shared for std::sync::Arc<T> {
+    #[inline]
+    fn same(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(self, other)
     }
 }
 
@@ -182,6 +195,33 @@ impl<V> Recent<V> {
         }
     }
 
+    /// The list behind `handle`, made this map's own: a shared list is copied first.
+    ///
+    /// By hand rather than `Arc::make_mut`, which clones the whole list (eight slots) on the
+    /// stack and then moves it to the heap: this allocates an empty list first and copies only
+    /// the live entries into it, one write per field.
+    #[inline]
+    fn own(handle: &mut Arc<Recent<V>>) -> &mut Recent<V>
+    where
+        V: Clone,
+    {
+        if !handle.is_unique() {
+            let mut copy = Arc::new(Recent::empty());
+            if let Some(fresh) = Arc::get_mut(&mut copy) {
+                fresh.len = handle.len;
+                fresh.keys = handle.keys;
+                fresh.flags = handle.flags;
+                for (slot, value) in fresh.values.iter_mut().zip(&handle.values[..handle.len]) {
+                    *slot = value.clone();
+                }
+                fresh.marks = handle.marks.clone();
+            }
+            *handle = copy;
+        }
+        // Unique now: no copy.
+        Arc::make_mut(handle)
+    }
+
     /// Whether it holds neither a write nor a mark, and can go.
     #[inline]
     fn is_void(&self) -> bool {
@@ -304,7 +344,7 @@ impl<V> Map<V> {
         if self.is_marked(key) {
             return;
         }
-        Arc::make_mut(self.recent.get_or_insert_with(|| Arc::new(Recent::empty()))).marks.insert(key);
+        Recent::own(self.recent.get_or_insert_with(|| Arc::new(Recent::empty()))).marks.insert(key);
     }
 
     /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
@@ -327,7 +367,7 @@ impl<V> Map<V> {
         if let Some(recent) = &mut self.recent
             && let Some(i) = recent.find(key)
         {
-            let recent = Arc::make_mut(recent);
+            let recent = Recent::own(recent);
             if self.trie.releases_shadowed(key) {
                 // The trie's path is this map's own again: the entry moves there, and the
                 // value it shadowed, which no other map holds through this path, goes.
@@ -383,7 +423,7 @@ impl<V> Map<V> {
             self.trie.update(key, flags, |slot| displaced.extend(slot.replace(value)));
             return;
         }
-        let recent = Arc::make_mut(self.recent.get_or_insert_with(|| Arc::new(Recent::empty())));
+        let recent = Recent::own(self.recent.get_or_insert_with(|| Arc::new(Recent::empty())));
         let i = recent.len;
         recent.keys[i] = key;
         recent.values[i] = Some(value);
@@ -397,7 +437,7 @@ impl<V> Map<V> {
         V: Clone,
     {
         let Some(recent) = self.recent.as_mut() else { return };
-        let recent = Arc::make_mut(recent);
+        let recent = Recent::own(recent);
         while recent.len > 0 {
             let (key, value, flags) = recent.remove(recent.len - 1);
             self.trie.update(key, flags, |slot| displaced.extend(std::mem::replace(slot, value)));
@@ -432,7 +472,7 @@ impl<V> Map<V> {
         if (recent_flagged || marked)
             && let Some(recent) = &mut map.recent
         {
-            let recent = Arc::make_mut(recent);
+            let recent = Recent::own(recent);
             recent.marks = Marks::EMPTY;
             let mut i = 0;
             while i < recent.len {
@@ -608,6 +648,9 @@ fn emit_listed<V: Shared>(
 
 #[cfg(test)]
 mod tests {
+    // The values are `std` handles, for their `Weak` (`Arc::downgrade`).
+    use std::sync::Arc;
+
     use super::*;
 
     /// A flag kind for the tests, as `value::NOT_INHERITED` is for contexts.
@@ -838,6 +881,34 @@ mod tests {
         let mut keys = Vec::new();
         map.for_each(&mut |key, _| keys.push(key));
         assert_eq!(keys, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_write_to_a_shared_list_copies_its_entries_flags_and_marks() {
+        let mut map = Map::default();
+        for key in 0..20 {
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let first = map.clone();
+        map.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(102)));
+        map.update(5, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(105)));
+        map.mark(2);
+        let second = map.clone();
+        // Both hold the same list: these writes copy it, and `second` keeps what it had.
+        map.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(202)));
+        map.update(7, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(107)));
+        map.mark(7);
+        assert_eq!(map.list().map(|recent| recent.len), Some(3));
+        assert_eq!([2, 5, 7].map(|key| read(&map, key)), [Some(202), Some(105), Some(107)]);
+        assert_eq!([2, 5, 7].map(|key| read(&second, key)), [Some(102), Some(105), Some(7)]);
+        assert_eq!([2, 5, 7].map(|key| read(&first, key)), [Some(2), Some(5), Some(7)]);
+        assert!(map.is_marked(2) && map.is_marked(7));
+        assert!(second.is_marked(2) && !second.is_marked(7));
+        // The copy kept the flags: the flagged write is left out of a child's copy.
+        for (map, changed) in [(&map, 202), (&second, 102)] {
+            let child = map.without(LEFT_OUT).expect("a flagged write to leave out");
+            assert_eq!([2, 5].map(|key| read(&child, key)), [Some(changed), None]);
+        }
     }
 
     #[test]

@@ -11,6 +11,11 @@ use crate::map::{self, Flags};
 use crate::var::{AnyVar, ContextVar};
 
 /// One value of one variable, shared between every context that holds it.
+///
+/// A `std` handle, unlike the map's nodes (see `map`): building a `triomphe::Arc` of an
+/// unsized `Keyed<dyn Stored>` takes either new `unsafe` code (its `unsize` coercion of a
+/// struct that ends in a trait object) or a second allocation per value (`From<Box<_>>`).
+/// The price is one locked instruction in a `set` in place (`Arc::get_mut` in `typed_mut`).
 pub(crate) type Value = Arc<Keyed<dyn Stored>>;
 
 /// The map of a context: variable keys to their values.
@@ -107,6 +112,10 @@ pub(crate) fn typed_mut<'a, T: Clone + Send + Sync + 'static>(
     var: &'static ContextVar<T>,
     stored: &'a mut Value,
 ) -> Option<&'a mut T> {
+    // A shared value says so without `get_mut`'s locked instruction.
+    if Arc::strong_count(stored) != 1 {
+        return None;
+    }
     let unique = Arc::get_mut(stored)?;
     if !var.has_key(unique.key) {
         return None;

@@ -9,7 +9,7 @@
 //! The first [`FEW`] keys are held inline, without a node: copying the set (with the map's
 //! list of recent writes, at every write after a snapshot) then touches no reference count.
 
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// Bits of the key a leaf covers: one `u64` of 64 keys.
 const LEAF_BITS: u32 = 6;

@@ -1,6 +1,6 @@
 //! The persistent radix trie under a map: small integer keys to values, `BITS` bits per level.
 
-use std::sync::Arc;
+use triomphe::Arc;
 
 use super::{Flagged, Flags, Shared, same, set_bit};
 
