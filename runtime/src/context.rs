@@ -47,7 +47,7 @@ impl Drop for Context {
     #[inline]
     fn drop(&mut self) {
         if self.map.is_last_holder() {
-            current::drop_outside(std::mem::take(&mut self.map));
+            current::drop_outside(std::mem::take(&mut self.map).released());
         }
     }
 }

@@ -30,6 +30,14 @@
 //! reference, and without a weak count the check that a node is this map's own (`get_mut`,
 //! `make_mut`, once per level at every write) is a plain load, where `std::sync::Arc` makes
 //! a locked compare-exchange on the weak count (~5.5 ns each; see BENCHMARKS.md).
+//!
+//! A thread keeps one spare list ([`SpareList`]): the list of the last holder of a dropped
+//! context, emptied of its values and marks there, serves the next copy of a shared list on
+//! that thread, which then allocates nothing (a write after a snapshot: a `malloc` and a
+//! `free` fewer). It holds no value, so nothing outlives the contexts that held it.
+
+use std::cell::Cell;
+use std::thread::LocalKey;
 
 use triomphe::Arc;
 
@@ -164,6 +172,25 @@ use trie::Trie;
 /// they move into the trie.
 pub(crate) const RECENT: usize = 8;
 
+/// Where a thread keeps one spare list of recent writes for the maps of values of type
+/// `Self` (a thread-local cannot be generic, so the value type names it).
+pub(crate) trait Spare: Sized + 'static {
+    /// The thread's spare list.
+    fn spare() -> &'static LocalKey<SpareList<Self>>;
+}
+
+/// One list of recent writes that a map let go of on this thread, kept for the next copy of
+/// a shared list: that copy then needs no allocation, and the list's release no free. It
+/// holds no value (they were dropped when the list was let go of) and no mark.
+pub(crate) struct SpareList<V>(Cell<Option<Arc<Recent<V>>>>);
+
+impl<V> SpareList<V> {
+    /// No spare list yet.
+    pub(crate) const fn new() -> SpareList<V> {
+        SpareList(Cell::new(None))
+    }
+}
+
 /// A persistent map from keys to values. `Clone` is O(1).
 pub(crate) struct Map<V> {
     trie: Trie<V>,
@@ -195,18 +222,31 @@ impl<V> Recent<V> {
         }
     }
 
+    /// An empty list: the thread's spare one if it has one, else a new one.
+    #[inline]
+    fn fresh() -> Arc<Recent<V>>
+    where
+        V: Spare,
+    {
+        V::spare()
+            .try_with(|spare| spare.0.take())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(Recent::empty()))
+    }
+
     /// The list behind `handle`, made this map's own: a shared list is copied first.
     ///
     /// By hand rather than `Arc::make_mut`, which clones the whole list (eight slots) on the
-    /// stack and then moves it to the heap: this allocates an empty list first and copies only
-    /// the live entries into it, one write per field.
+    /// stack and then moves it to the heap: this takes an empty list first (the thread's
+    /// spare, else a new one) and copies only the live entries into it.
     #[inline]
     fn own(handle: &mut Arc<Recent<V>>) -> &mut Recent<V>
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         if !handle.is_unique() {
-            let mut copy = Arc::new(Recent::empty());
+            let mut copy = Recent::fresh();
             if let Some(fresh) = Arc::get_mut(&mut copy) {
                 fresh.len = handle.len;
                 fresh.keys = handle.keys;
@@ -241,6 +281,39 @@ impl<V> Recent<V> {
         self.flags.swap(i, last);
         self.len = last;
         (self.keys[last], self.values[last].take(), self.flags[last])
+    }
+}
+
+/// A map on its way out, whose list of recent writes goes to the thread's spare (see
+/// [`SpareList`]) if no other map holds it, once its values and marks are gone: for the
+/// last holder of a context's map, dropped where its values may drop (`Context`'s `Drop`).
+/// A plain `Drop` of `Map` would cost every snapshot's drop its test, and its drop glue
+/// would no longer be inlined.
+pub(crate) struct Released<V: Spare>(Map<V>);
+
+impl<V: Spare> Map<V> {
+    /// This map, to be dropped keeping its list of recent writes (see [`Released`]).
+    pub(crate) fn released(self) -> Released<V> {
+        Released(self)
+    }
+}
+
+impl<V: Spare> Drop for Released<V> {
+    fn drop(&mut self) {
+        let Some(mut list) = self.0.recent.take() else { return };
+        if let Some(own) = Arc::get_mut(&mut list) {
+            // The values go here, where the list would have dropped them.
+            own.len = 0;
+            for value in &mut own.values {
+                drop(value.take());
+            }
+            own.marks = Marks::EMPTY;
+            // Keeps the first spare; on a thread being torn down, the list is freed.
+            let _ = V::spare().try_with(move |spare| match spare.0.take() {
+                None => spare.0.set(Some(list)),
+                kept => spare.0.set(kept),
+            });
+        }
     }
 }
 
@@ -326,7 +399,7 @@ impl<V> Map<V> {
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         if mark == Mark::Set {
             self.mark(key);
@@ -339,12 +412,12 @@ impl<V> Map<V> {
     #[inline]
     pub(crate) fn mark(&mut self, key: u32)
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         if self.is_marked(key) {
             return;
         }
-        Recent::own(self.recent.get_or_insert_with(|| Arc::new(Recent::empty()))).marks.insert(key);
+        Recent::own(self.recent.get_or_insert_with(Recent::fresh)).marks.insert(key);
     }
 
     /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
@@ -362,7 +435,7 @@ impl<V> Map<V> {
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         if let Some(recent) = &mut self.recent
             && let Some(i) = recent.find(key)
@@ -415,7 +488,7 @@ impl<V> Map<V> {
     /// Adds a recent write; when the list is full, moves it into the trie first.
     fn push_recent(&mut self, key: u32, value: V, flags: Flags, displaced: &mut Vec<V>)
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         let full = self.recent.as_ref().is_some_and(|recent| recent.len == RECENT);
         if full {
@@ -423,7 +496,7 @@ impl<V> Map<V> {
             self.trie.update(key, flags, |slot| displaced.extend(slot.replace(value)));
             return;
         }
-        let recent = Recent::own(self.recent.get_or_insert_with(|| Arc::new(Recent::empty())));
+        let recent = Recent::own(self.recent.get_or_insert_with(Recent::fresh));
         let i = recent.len;
         recent.keys[i] = key;
         recent.values[i] = Some(value);
@@ -434,7 +507,7 @@ impl<V> Map<V> {
     /// Moves the recent writes into the trie (the marks stay).
     fn compact(&mut self, displaced: &mut Vec<V>)
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         let Some(recent) = self.recent.as_mut() else { return };
         let recent = Recent::own(recent);
@@ -452,7 +525,7 @@ impl<V> Map<V> {
     /// the flagged values; leaving the marks out is O(1).
     pub(crate) fn without(&self, flags: Flags) -> Option<Map<V>>
     where
-        V: Clone,
+        V: Clone + Spare,
     {
         let recent_flagged = self
             .recent
@@ -652,6 +725,16 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    thread_local! {
+        static SPARE: SpareList<Arc<u32>> = const { SpareList::new() };
+    }
+
+    impl Spare for Arc<u32> {
+        fn spare() -> &'static LocalKey<SpareList<Arc<u32>>> {
+            &SPARE
+        }
+    }
 
     /// A flag kind for the tests, as `value::NOT_INHERITED` is for contexts.
     const LEFT_OUT: Flags = Flags::kind(0);
@@ -909,6 +992,48 @@ mod tests {
             let child = map.without(LEFT_OUT).expect("a flagged write to leave out");
             assert_eq!([2, 5].map(|key| read(&child, key)), [Some(changed), None]);
         }
+    }
+
+    #[test]
+    fn a_released_list_drops_its_values_and_marks_then_serves_the_next_copy() {
+        SPARE.with(|spare| drop(spare.0.take()));
+        let spare_at =
+            || SPARE.with(|spare| spare.0.take().map(|list| (triomphe::Arc::as_ptr(&list) as usize, list)));
+        let mut map = Map::default();
+        for key in 0..20 {
+            map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let snapshot = map.clone();
+        let written = val(103);
+        let written_alive = Arc::downgrade(&written);
+        map.update(3, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(written));
+        map.mark(9);
+        let list_at = map.recent.as_ref().map(|list| triomphe::Arc::as_ptr(list) as usize);
+        drop(snapshot);
+        // Another map holds the list: it stays theirs.
+        let other = map.clone();
+        drop(map.released());
+        assert!(spare_at().is_none());
+        assert!(written_alive.upgrade().is_some());
+        // The last holder: its value goes now, the list becomes the spare.
+        drop(other.released());
+        assert!(written_alive.upgrade().is_none(), "the list's values drop at its release");
+        let (spare_at_ptr, spare) = spare_at().expect("the released list is the spare");
+        assert_eq!(Some(spare_at_ptr), list_at);
+        SPARE.with(|slot| slot.0.set(Some(spare)));
+        // The next list made on this thread is that one, with nothing of its past.
+        let mut next = Map::default();
+        for key in 0..20 {
+            next.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let snapshot = next.clone();
+        next.update(5, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(105)));
+        assert_eq!(next.recent.as_ref().map(|list| triomphe::Arc::as_ptr(list) as usize), list_at);
+        assert!(spare_at().is_none());
+        assert_eq!([3, 5, 9].map(|key| read(&next, key)), [Some(3), Some(105), Some(9)]);
+        assert!(!next.is_marked(9), "no mark of the list's past");
+        assert_eq!(next.list().map(|list| list.len), Some(1));
+        drop(snapshot);
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub(crate) type Value = Arc<Keyed<dyn Stored>>;
 /// The map of a context: variable keys to their values.
 pub(crate) type Map = map::Map<Value>;
 
+thread_local! {
+    static SPARE: map::SpareList<Value> = const { map::SpareList::new() };
+}
+
+impl map::Spare for Value {
+    fn spare() -> &'static std::thread::LocalKey<map::SpareList<Value>> {
+        &SPARE
+    }
+}
+
 /// The map flag of a value whose variable is not inherited (`ContextVar::inherit(false)`):
 /// the copy into a child leaves it out (`Map::without`).
 pub(crate) const NOT_INHERITED: Flags = Flags::kind(0);
