@@ -302,9 +302,11 @@ impl<V: Spare> Drop for Released<V> {
     fn drop(&mut self) {
         let Some(mut list) = self.0.recent.take() else { return };
         if let Some(own) = Arc::get_mut(&mut list) {
-            // The values go here, where the list would have dropped them.
-            own.len = 0;
-            for value in &mut own.values {
+            // The values go here, where the list would have dropped them (the slots past
+            // `len` are empty).
+            let len = std::mem::take(&mut own.len);
+            debug_assert!(own.values[len..].iter().all(Option::is_none));
+            for value in &mut own.values[..len] {
                 drop(value.take());
             }
             own.marks = Marks::EMPTY;
