@@ -85,6 +85,35 @@ fn a_value_dropped_with_its_context_sets_in_a_scratch_context_not_the_current_on
 }
 
 #[test]
+fn a_value_in_a_dropped_contexts_recent_writes_sets_in_a_scratch_context_and_is_not_kept() {
+    let (tx, rx) = mpsc::channel();
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        LEVEL.set(1);
+        // Written while a snapshot shares the context: the value waits in the list of recent
+        // writes, which outlives the snapshot.
+        let snapshot = Context::current();
+        REPORTING.set(Some(Reporting(tx)));
+        drop(snapshot);
+    });
+    assert!(rx.try_recv().is_err(), "the context still holds the value");
+    drop(ctx);
+    assert_eq!(rx.recv().unwrap(), ["dropped"], "the drop ran, and its `set` worked");
+    assert!(LOG.get().is_empty(), "what the drop set did not land in the current context");
+    // The next list of recent writes made on this thread shows nothing of that one.
+    let mut next = Context::new();
+    next.run(|| {
+        LEVEL.set(2);
+        let snapshot = Context::current();
+        LOG.set(vec!["next"]);
+        assert!(REPORTING.with(Option::is_none));
+        assert_eq!((LEVEL.get(), LOG.get()), (2, vec!["next"]));
+        drop(snapshot);
+    });
+    assert!(!next.run(|| REPORTING.is_set()));
+}
+
+#[test]
 fn a_value_dropped_at_thread_exit_reads_defaults() {
     let (tx, rx) = mpsc::channel();
     struct Report(mpsc::Sender<u32>);
