@@ -13,7 +13,11 @@
 //! both dropped), at `n` variables set; `propagate_back` (one call changing one variable,
 //! token dropped), `propagate_back_async` (the same, polled once) and `fork` (what a spawn
 //! copies: `Fork::current()`, dropped), at `n` variables marked by an earlier
-//! `propagate_back` call. Under `cargo bench` (no operation named) it does nothing.
+//! `propagate_back` call; `tokio_spawn_blocking` (tokio's `spawn_blocking` and its join, in
+//! a `block_on` of a current-thread runtime) and `spawn_blocking_merge_back` (ours, the
+//! closure setting one of the `n` variables, joined by `merge_back`): all threads counted, so
+//! the handoff's work is in the count and its wait is not. Under `cargo bench` (no operation
+//! named) it does nothing.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -68,6 +72,9 @@ fn main() {
         context_with(n)
     };
     let var = &VARS[n / 2];
+    // For the two spawn_blocking operations: a current-thread runtime, so that no idle worker
+    // adds its own instructions; the blocking pool's thread is counted with the caller's.
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     let start = Instant::now();
     ctx.run(|| match op.as_str() {
         "get" => (0..iterations).for_each(|_| {
@@ -98,8 +105,19 @@ fn main() {
         "fork" => (0..iterations).for_each(|_| {
             drop(black_box(Fork::current()));
         }),
+        "tokio_spawn_blocking" => (0..iterations).for_each(|_| {
+            let joined = runtime.block_on(async { tokio::task::spawn_blocking(|| black_box(1)).await });
+            black_box(joined.unwrap());
+        }),
+        "spawn_blocking_merge_back" => (0..iterations).for_each(|i| {
+            let joined = runtime.block_on(async move {
+                contextvars::spawn_blocking(move || var.set(black_box(i))).merge_back().await
+            });
+            drop(joined.unwrap());
+        }),
         other => panic!(
-            "unknown operation {other}: get, set, current, set_after_snapshot, propagate_back, propagate_back_async or fork"
+            "unknown operation {other}: get, set, current, set_after_snapshot, propagate_back, \
+             propagate_back_async, fork, tokio_spawn_blocking or spawn_blocking_merge_back"
         ),
     });
     println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
