@@ -322,3 +322,210 @@ fn a_value_let_go_of_when_recent_writes_move_into_the_context_may_set_variables_
         assert_eq!(NOISY.with(|noisy| noisy.as_ref().map(|n| n.0)), Some("current"));
     });
 }
+
+/// Counts the values alive and reports each drop (and the `LEVEL` it read there).
+struct Counted(mpsc::Sender<&'static str>, &'static str, std::sync::Arc<()>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Counted {
+        Counted(self.0.clone(), self.1, self.2.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let _ = LEVEL.get();
+        let _ = self.0.send(self.1);
+    }
+}
+
+static COUNTED: ContextVar<Option<Counted>> = ContextVar::new("COUNTED", || None);
+
+/// A context whose `COUNTED` value waits in its list of recent writes (written after a
+/// snapshot that is gone since).
+fn context_with_a_listed_value(
+    tx: &mpsc::Sender<&'static str>,
+    name: &'static str,
+    alive: &std::sync::Arc<()>,
+) -> Context {
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        LEVEL.set(1);
+        let snapshot = Context::current();
+        COUNTED.set(Some(Counted(tx.clone(), name, alive.clone())));
+        drop(snapshot);
+    });
+    ctx
+}
+
+/// After a list was released on this thread, a fresh context written after a snapshot sees
+/// nothing of it.
+fn check_next_context_is_clean() {
+    let mut next = Context::new();
+    next.run(|| {
+        let snapshot = Context::current();
+        LEVEL.set(5);
+        LOG.set(vec!["next"]);
+        assert!(COUNTED.with(Option::is_none));
+        assert!(REPORTING.with(Option::is_none));
+        assert_eq!((LEVEL.get(), LOG.get()), (5, vec!["next"]));
+        drop(snapshot);
+    });
+    assert_eq!(next.len(), 2);
+}
+
+#[test]
+fn a_value_whose_drop_writes_after_a_snapshot_in_a_released_list_is_dropped_once() {
+    static INNER: ContextVar<Option<Counted>> = ContextVar::new("INNER", || None);
+    let (tx, rx) = mpsc::channel();
+    let alive = std::sync::Arc::new(());
+    #[derive(Clone)]
+    struct Nests(mpsc::Sender<&'static str>, std::sync::Arc<()>);
+    impl Drop for Nests {
+        fn drop(&mut self) {
+            // A context of its own, released inside this release.
+            drop(context_with_a_listed_value(&self.0, "inner", &self.1));
+            // A snapshot and writes in the scratch context.
+            let snapshot = Context::current();
+            INNER.set(Some(Counted(self.0.clone(), "scratch", self.1.clone())));
+            LOG.set(vec!["nested"]);
+            drop(snapshot);
+            let _ = self.0.send("outer");
+        }
+    }
+    static NESTS: ContextVar<Option<Nests>> = ContextVar::new("NESTS", || None);
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        let snapshot = Context::current();
+        NESTS.set(Some(Nests(tx.clone(), alive.clone())));
+        COUNTED.set(Some(Counted(tx.clone(), "sibling", alive.clone())));
+        drop(snapshot);
+    });
+    drop(tx);
+    drop(ctx);
+    let mut dropped: Vec<_> = rx.iter().collect();
+    dropped.sort_unstable();
+    assert_eq!(dropped, ["inner", "outer", "scratch", "sibling"]);
+    assert_eq!(std::sync::Arc::strong_count(&alive), 1, "nothing kept alive");
+    assert!(LOG.get().is_empty());
+    check_next_context_is_clean();
+    check_next_context_is_clean();
+}
+
+#[test]
+fn a_panicking_drop_in_a_released_list_drops_the_rest_and_leaves_no_spare_behind() {
+    struct Panics;
+    impl Clone for Panics {
+        fn clone(&self) -> Panics {
+            Panics
+        }
+    }
+    impl Drop for Panics {
+        fn drop(&mut self) {
+            LOG.set(vec!["panics"]);
+            panic!("a value's drop panics");
+        }
+    }
+    static PANICS: ContextVar<Option<Panics>> = ContextVar::new("PANICS", || None);
+    let (tx, rx) = mpsc::channel();
+    let alive = std::sync::Arc::new(());
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        let snapshot = Context::current();
+        COUNTED.set(Some(Counted(tx.clone(), "before", alive.clone())));
+        PANICS.set(Some(Panics));
+        COUNTED.set(Some(Counted(tx.clone(), "after", alive.clone())));
+        LEVEL.set(2);
+        drop(snapshot);
+    });
+    drop(tx);
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(ctx))).is_err());
+    let mut dropped: Vec<_> = rx.iter().collect();
+    dropped.sort_unstable();
+    assert_eq!(dropped, ["after", "before"]);
+    assert_eq!(std::sync::Arc::strong_count(&alive), 1, "nothing kept alive");
+    assert!(LOG.get().is_empty());
+    check_next_context_is_clean();
+}
+
+#[test]
+fn a_context_dropped_on_another_thread_frees_its_values_there_and_leaks_nothing_into_it() {
+    let (tx, rx) = mpsc::channel();
+    let alive = std::sync::Arc::new(());
+    let contexts: Vec<_> = (0..4).map(|_| context_with_a_listed_value(&tx, "moved", &alive)).collect();
+    drop(tx);
+    std::thread::spawn(move || {
+        for ctx in contexts {
+            drop(ctx);
+            check_next_context_is_clean();
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(rx.iter().count(), 4);
+    assert_eq!(std::sync::Arc::strong_count(&alive), 1);
+}
+
+#[test]
+fn a_context_dropped_by_another_thread_local_after_the_spare_is_gone_frees_its_values() {
+    struct Holder(RefCell<Vec<Context>>);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            self.0.borrow_mut().clear();
+        }
+    }
+    thread_local! {
+        static HOLDER: Holder = const { Holder(RefCell::new(Vec::new())) };
+    }
+    let (tx, rx) = mpsc::channel();
+    let alive = std::sync::Arc::new(());
+    let thread_alive = alive.clone();
+    std::thread::spawn(move || {
+        // Registered first, so torn down after the runtime's thread-locals.
+        HOLDER.with(|_| ());
+        // Fills the thread's spare.
+        drop(context_with_a_listed_value(&tx, "released", &thread_alive));
+        let kept = context_with_a_listed_value(&tx, "at exit", &thread_alive);
+        HOLDER.with(|holder| holder.0.borrow_mut().push(kept));
+    })
+    .join()
+    .unwrap();
+    let mut dropped: Vec<_> = rx.iter().collect();
+    dropped.sort_unstable();
+    assert_eq!(dropped, ["at exit", "released"]);
+    assert_eq!(std::sync::Arc::strong_count(&alive), 1);
+}
+
+#[test]
+fn forks_and_merges_across_writes_that_fill_and_spill_the_list_of_recent_writes() {
+    static VARS: [ContextVar<u32>; 20] = [const { ContextVar::new("V", || 0) }; 20];
+    for written in 0..20u32 {
+        let mut parent = Context::new();
+        parent.run(|| {
+            for (i, var) in VARS.iter().enumerate() {
+                var.set(i as u32);
+            }
+            let fork = Context::current();
+            let mut child = fork.clone();
+            child.run(|| {
+                let _pin = Context::current();
+                for var in &VARS[..written as usize] {
+                    var.set(var.get() + 100);
+                }
+            });
+            // The parent writes the others, after the fork (its own list too).
+            for var in &VARS[written as usize..] {
+                var.set(var.get() + 1000);
+            }
+            let changes = Changes::between(&fork, &child);
+            assert_eq!(changes.len(), written as usize);
+            changes.apply();
+            for (i, var) in VARS.iter().enumerate() {
+                let i = i as u32;
+                let expected = if i < written { i + 100 } else { i + 1000 };
+                assert_eq!(var.get(), expected, "written {written}, var {i}");
+            }
+            assert_eq!(Changes::between(&fork, &Context::current()).len(), 20);
+        });
+    }
+}
