@@ -529,3 +529,45 @@ fn forks_and_merges_across_writes_that_fill_and_spill_the_list_of_recent_writes(
         });
     }
 }
+
+#[test]
+fn two_copies_of_a_context_dropped_at_once_on_two_threads_drop_its_values_in_a_scratch_context() {
+    // Each thread's own count of the drops whose `set` landed in its current context.
+    static LANDED: ContextVar<u32> = ContextVar::new("LANDED", || 0);
+    #[derive(Clone)]
+    struct Counts;
+    impl Drop for Counts {
+        fn drop(&mut self) {
+            LANDED.set(LANDED.get() + 1);
+        }
+    }
+    static COUNTS: ContextVar<Option<Counts>> = ContextVar::new("COUNTS", || None);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (tx, rx) = mpsc::channel::<Context>();
+    let other = std::thread::spawn({
+        let barrier = barrier.clone();
+        move || {
+            for copy in rx {
+                barrier.wait();
+                drop(copy);
+            }
+            LANDED.get()
+        }
+    });
+    // Each round the two last copies race to their drops: whichever ends up last drops
+    // the value, and only in a scratch context (a test of the counts followed by a drop let
+    // both skip that and the value's `set` write into the thread's context).
+    for _ in 0..20_000 {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            let snapshot = Context::current();
+            COUNTS.set(Some(Counts));
+            drop(snapshot);
+        });
+        tx.send(ctx.clone()).unwrap();
+        barrier.wait();
+        drop(ctx);
+    }
+    drop(tx);
+    assert_eq!((LANDED.get(), other.join().unwrap()), (0, 0), "a drop's `set` landed in a thread's context");
+}

@@ -46,8 +46,8 @@ impl Drop for Context {
     /// unwinding, where a panic aborts) nor writes into whatever context is current.
     #[inline]
     fn drop(&mut self) {
-        if self.map.is_last_holder() {
-            current::drop_outside(std::mem::take(&mut self.map).released());
+        if let Some(released) = std::mem::take(&mut self.map).let_go() {
+            current::drop_outside(released);
         }
     }
 }

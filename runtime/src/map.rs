@@ -285,16 +285,33 @@ impl<V> Recent<V> {
 }
 
 /// A map on its way out, whose list of recent writes goes to the thread's spare (see
-/// [`SpareList`]) if no other map holds it, once its values and marks are gone: for the
-/// last holder of a context's map, dropped where its values may drop (`Context`'s `Drop`).
+/// [`SpareList`]) if no other map holds it, once its values and marks are gone: the parts
+/// of a context's map that no other map held ([`Map::let_go`]), dropped where its values
+/// may drop (`Context`'s `Drop`).
 /// A plain `Drop` of `Map` would cost every snapshot's drop its test, and its drop glue
 /// would no longer be inlined.
 pub(crate) struct Released<V: Spare>(Map<V>);
 
 impl<V: Spare> Map<V> {
-    /// This map, to be dropped keeping its list of recent writes (see [`Released`]).
-    pub(crate) fn released(self) -> Released<V> {
-        Released(self)
+    /// Lets go of this map. What no other map still held comes back, to be dropped where its
+    /// values may drop, keeping its list of recent writes (see [`Released`]); `None` when
+    /// this map held nothing alone, or only marks (they hold no value).
+    ///
+    /// Whether this map is the last holder and the release are one atomic step per part
+    /// (`Arc::into_unique`): a test of the counts followed by a drop let two maps sharing
+    /// their parts, dropped at once on two threads, each see the other, skip the release,
+    /// and free the values in a plain drop, outside any scratch context.
+    #[inline]
+    pub(crate) fn let_go(mut self) -> Option<Released<V>> {
+        let trie = std::mem::replace(&mut self.trie, Trie::EMPTY).let_go();
+        let recent = (self.recent.take())
+            .and_then(Arc::into_unique)
+            .map(triomphe::UniqueArc::shareable)
+            .filter(|recent| recent.len > 0);
+        if trie.is_none() && recent.is_none() {
+            return None;
+        }
+        Some(Released(Map { trie: trie.unwrap_or(Trie::EMPTY), recent }))
     }
 }
 
@@ -347,14 +364,6 @@ impl<V> Map<V> {
     pub(crate) fn is_empty(&self) -> bool {
         // A recent entry always holds a value, and the trie keeps no empty node.
         self.trie.is_empty() && self.recent.as_ref().is_none_or(|recent| recent.len == 0)
-    }
-
-    /// Whether dropping this map may drop values: no other map shares its trie's root or its
-    /// list of recent writes.
-    #[inline]
-    pub(crate) fn is_last_holder(&self) -> bool {
-        self.trie.is_last_holder()
-            || self.recent.as_ref().is_some_and(|recent| recent.len > 0 && Arc::strong_count(recent) == 1)
     }
 
     /// The value stored under `key`.
@@ -868,7 +877,9 @@ mod tests {
         // The list filled up and moved into the trie; the mark is still there.
         assert!(map.list().is_none());
         assert!(map.is_marked(3) && !map.is_marked(4));
-        assert!(!map.is_last_holder() || map.trie.is_last_holder(), "marks hold no value");
+        let mut marks_only = Map::<Arc<u32>>::default();
+        marks_only.mark(5);
+        assert!(marks_only.let_go().is_none(), "marks hold no value");
         let mut marked = Vec::new();
         map.for_each_marked(&mut |key, value| marked.push((key, value.map(|v| **v))));
         assert_eq!(marked, vec![(3, Some(3))]);
@@ -1014,11 +1025,11 @@ mod tests {
         drop(snapshot);
         // Another map holds the list: it stays theirs.
         let other = map.clone();
-        drop(map.released());
+        assert!(map.let_go().is_none(), "another map holds its parts");
         assert!(spare_at().is_none());
         assert!(written_alive.upgrade().is_some());
         // The last holder: its value goes now, the list becomes the spare.
-        drop(other.released());
+        drop(other.let_go().expect("the last holder gets the parts back"));
         assert!(written_alive.upgrade().is_none(), "the list's values drop at its release");
         let (spare_at_ptr, spare) = spare_at().expect("the released list is the spare");
         assert_eq!(Some(spare_at_ptr), list_at);

@@ -103,10 +103,14 @@ impl<V> Trie<V> {
         std::mem::swap(&mut self.height, &mut other.height);
     }
 
-    /// Whether no other trie shares this one's root.
+    /// Lets go of this trie: it comes back when no other trie held its root, else `None`
+    /// and this trie's hold on the root is gone. The test and the release are one atomic
+    /// step (`Arc::into_unique`): of tries dropped at once on several threads, exactly one
+    /// gets the root back.
     #[inline]
-    pub(super) fn is_last_holder(&self) -> bool {
-        self.root.as_ref().is_some_and(|root| Arc::strong_count(root) == 1)
+    pub(super) fn let_go(mut self) -> Option<Trie<V>> {
+        let root = Arc::into_unique(self.root.take()?)?.shareable();
+        Some(Trie { root: Some(root), height: self.height })
     }
 
     pub(super) fn is_empty(&self) -> bool {
