@@ -198,3 +198,42 @@ fn scoped_handles_tell_their_thread_and_whether_it_finished() {
         assert_eq!(handle.join().unwrap(), id);
     });
 }
+
+#[test]
+fn copies_of_one_context_written_in_place_on_two_threads_never_see_each_others_writes() {
+    static TEXT: ContextVar<String> = ContextVar::new("TEXT", String::new);
+    let mut base = Context::new();
+    base.run(|| TEXT.set("base".to_string()));
+    let barrier = std::sync::Arc::new(Barrier::new(2));
+    let threads: Vec<_> = ["left", "right"]
+        .into_iter()
+        .map(|name| {
+            // Each thread's copy starts out sharing the stored value with `base` and the other.
+            let mut copy = base.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                copy.run(|| {
+                    for round in 0..2_000 {
+                        let mine = format!("{name} {round}");
+                        // In place once the value is this copy's alone; a snapshot taken now
+                        // and then shares it again, and it must keep what it saw.
+                        TEXT.set(mine.clone());
+                        if round % 7 == 0 {
+                            let snapshot = Context::current();
+                            TEXT.set(format!("{name} after"));
+                            assert_eq!(snapshot.get(&TEXT), mine);
+                        }
+                        assert!(TEXT.get().starts_with(name));
+                    }
+                });
+                copy
+            })
+        })
+        .collect();
+    for (thread, name) in threads.into_iter().zip(["left", "right"]) {
+        let copy = thread.join().unwrap();
+        assert!(copy.get(&TEXT).starts_with(name));
+    }
+    assert_eq!(base.get(&TEXT), "base");
+}
