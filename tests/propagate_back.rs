@@ -270,3 +270,31 @@ async fn a_panicking_propagate_back_function_records_nothing() {
     result.unwrap();
     assert_eq!(NOTE.get(), 0);
 }
+
+#[tokio::test]
+async fn recorded_changes_come_back_whether_the_list_of_recent_writes_holds_them_or_spilled() {
+    static MANY: [ContextVar<u32>; 20] = [const { ContextVar::new("MANY", || 0) }; 20];
+    for recorded in 0..20usize {
+        contextvars::spawn(async move {
+            // Snapshots between the writes keep the trie shared: the writes, and the marks of
+            // the recorded ones, go to the list of recent writes until it spills.
+            for (i, var) in MANY.iter().enumerate() {
+                let _snapshot = contextvars::Context::current();
+                if i < recorded {
+                    propagate_back(None, || var.set(i as u32 + 100));
+                } else {
+                    var.set(i as u32 + 1000);
+                }
+            }
+        })
+        .await
+        .unwrap();
+        for (i, var) in MANY.iter().enumerate() {
+            let expected = if i < recorded { i as u32 + 100 } else { 0 };
+            assert_eq!(var.get(), expected, "recorded {recorded}, var {i}");
+        }
+        for var in &MANY {
+            var.set(0);
+        }
+    }
+}
