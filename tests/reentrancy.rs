@@ -571,3 +571,17 @@ fn two_copies_of_a_context_dropped_at_once_on_two_threads_drop_its_values_in_a_s
     drop(tx);
     assert_eq!((LANDED.get(), other.join().unwrap()), (0, 0), "a drop's `set` landed in a thread's context");
 }
+
+#[test]
+fn a_changes_dropped_after_both_contexts_drops_its_values_in_a_scratch_context() {
+    let (tx, rx) = mpsc::channel();
+    let fork = Context::new();
+    let mut child = fork.clone();
+    child.run(|| REPORTING.set(Some(Reporting(tx))));
+    let changes = Changes::between(&fork, &child);
+    drop((child, fork));
+    assert!(rx.try_recv().is_err(), "the changes still hold the value");
+    drop(changes);
+    assert_eq!(rx.recv().unwrap(), ["dropped"], "the drop ran, and its `set` worked");
+    assert!(LOG.get().is_empty(), "what the drop set did not land in the current context");
+}

@@ -283,7 +283,9 @@ impl Changes {
         });
         drop(landings);
         drop(displaced);
-        drop(self);
+        // The rest (the base values, the children's left over) drops here, after the write,
+        // like what the write replaced: `Changes`' own `Drop` is for those never applied.
+        drop(std::mem::take(&mut self.entries));
     }
 
     /// Merges the changes into `context` instead of the current one.
@@ -314,6 +316,17 @@ struct Landing {
     mark: Mark,
     /// What the write replaced.
     replaced: Option<Value>,
+}
+
+/// Changes dropped without being applied may hold the last handle on a value (both contexts
+/// gone): it drops in a scratch context, as a context's values do, so that a `Drop` that sets
+/// a variable writes into neither the current context nor nowhere.
+impl Drop for Changes {
+    fn drop(&mut self) {
+        if !self.entries.is_empty() {
+            current::drop_outside(std::mem::take(&mut self.entries));
+        }
+    }
 }
 
 impl fmt::Debug for Changes {
