@@ -39,7 +39,7 @@
 use std::cell::Cell;
 use std::thread::LocalKey;
 
-use triomphe::Arc;
+use triomphe::{Arc, UniqueArc};
 
 /// What the map stores: a cheap handle (in practice an `Arc`) whose clones are "the same"
 /// value. `diff` compares by identity, not equality: a value set again is a change.
@@ -182,7 +182,7 @@ pub(crate) trait Spare: Sized + 'static {
 /// One list of recent writes that a map let go of on this thread, kept for the next copy of
 /// a shared list: that copy then needs no allocation, and the list's release no free. It
 /// holds no value (they were dropped when the list was let go of) and no mark.
-pub(crate) struct SpareList<V>(Cell<Option<Arc<Recent<V>>>>);
+pub(crate) struct SpareList<V>(Cell<Option<UniqueArc<Recent<V>>>>);
 
 impl<V> SpareList<V> {
     /// No spare list yet.
@@ -224,7 +224,7 @@ impl<V> Recent<V> {
 
     /// An empty list: the thread's spare one if it has one, else a new one.
     #[inline]
-    fn fresh() -> Arc<Recent<V>>
+    fn fresh() -> UniqueArc<Recent<V>>
     where
         V: Spare,
     {
@@ -232,7 +232,7 @@ impl<V> Recent<V> {
             .try_with(|spare| spare.0.take())
             .ok()
             .flatten()
-            .unwrap_or_else(|| Arc::new(Recent::empty()))
+            .unwrap_or_else(|| UniqueArc::new(Recent::empty()))
     }
 
     /// The list behind `handle`, made this map's own: a shared list is copied first.
@@ -247,16 +247,14 @@ impl<V> Recent<V> {
     {
         if !handle.is_unique() {
             let mut copy = Recent::fresh();
-            if let Some(fresh) = Arc::get_mut(&mut copy) {
-                fresh.len = handle.len;
-                fresh.keys = handle.keys;
-                fresh.flags = handle.flags;
-                for (slot, value) in fresh.values.iter_mut().zip(&handle.values[..handle.len]) {
-                    *slot = value.clone();
-                }
-                fresh.marks = handle.marks.clone();
+            copy.len = handle.len;
+            copy.keys = handle.keys;
+            copy.flags = handle.flags;
+            for (slot, value) in copy.values.iter_mut().zip(&handle.values[..handle.len]) {
+                *slot = value.clone();
             }
-            *handle = copy;
+            copy.marks = handle.marks.clone();
+            *handle = copy.shareable();
         }
         // Unique now: no copy.
         Arc::make_mut(handle)
@@ -306,7 +304,7 @@ impl<V: Spare> Map<V> {
         let trie = std::mem::replace(&mut self.trie, Trie::EMPTY).let_go();
         let recent = (self.recent.take())
             .and_then(Arc::into_unique)
-            .map(triomphe::UniqueArc::shareable)
+            .map(UniqueArc::shareable)
             .filter(|recent| recent.len > 0);
         if trie.is_none() && recent.is_none() {
             return None;
@@ -317,22 +315,21 @@ impl<V: Spare> Map<V> {
 
 impl<V: Spare> Drop for Released<V> {
     fn drop(&mut self) {
-        let Some(mut list) = self.0.recent.take() else { return };
-        if let Some(own) = Arc::get_mut(&mut list) {
-            // The values go here, where the list would have dropped them (the slots past
-            // `len` are empty).
-            let len = std::mem::take(&mut own.len);
-            debug_assert!(own.values[len..].iter().all(Option::is_none));
-            for value in &mut own.values[..len] {
-                drop(value.take());
-            }
-            own.marks = Marks::EMPTY;
-            // Keeps the first spare; on a thread being torn down, the list is freed.
-            let _ = V::spare().try_with(move |spare| match spare.0.take() {
-                None => spare.0.set(Some(list)),
-                kept => spare.0.set(kept),
-            });
+        // A list another map holds too just goes (one reference fewer).
+        let Some(mut list) = self.0.recent.take().and_then(Arc::into_unique) else { return };
+        // The values go here, where the list would have dropped them (the slots past `len`
+        // are empty).
+        let len = std::mem::take(&mut list.len);
+        debug_assert!(list.values[len..].iter().all(Option::is_none));
+        for value in &mut list.values[..len] {
+            drop(value.take());
         }
+        list.marks = Marks::EMPTY;
+        // Keeps the first spare; on a thread being torn down, the list is freed.
+        let _ = V::spare().try_with(move |spare| match spare.0.take() {
+            None => spare.0.set(Some(list)),
+            kept => spare.0.set(kept),
+        });
     }
 }
 
@@ -428,7 +425,7 @@ impl<V> Map<V> {
         if self.is_marked(key) {
             return;
         }
-        Recent::own(self.recent.get_or_insert_with(Recent::fresh)).marks.insert(key);
+        Recent::own(self.recent.get_or_insert_with(|| Recent::fresh().shareable())).marks.insert(key);
     }
 
     /// Calls `f` with the entry of `key`; a value left there carries `flags`. Nothing shared
@@ -507,7 +504,7 @@ impl<V> Map<V> {
             self.trie.update(key, flags, |slot| displaced.extend(slot.replace(value)));
             return;
         }
-        let recent = Recent::own(self.recent.get_or_insert_with(Recent::fresh));
+        let recent = Recent::own(self.recent.get_or_insert_with(|| Recent::fresh().shareable()));
         let i = recent.len;
         recent.keys[i] = key;
         recent.values[i] = Some(value);
@@ -1010,8 +1007,9 @@ mod tests {
     #[test]
     fn a_released_list_drops_its_values_and_marks_then_serves_the_next_copy() {
         SPARE.with(|spare| drop(spare.0.take()));
-        let spare_at =
-            || SPARE.with(|spare| spare.0.take().map(|list| (triomphe::Arc::as_ptr(&list) as usize, list)));
+        let spare_at = || {
+            SPARE.with(|spare| spare.0.take().map(|list| (&*list as *const Recent<Arc<u32>> as usize, list)))
+        };
         let mut map = Map::default();
         for key in 0..20 {
             map.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
