@@ -213,7 +213,7 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
     }
 }
 
-/// Panics for a write that [`write`] refused: from a `get`'s `Clone`, or from code without a
+/// Panics for a write that [`write()`] refused: from a `get`'s `Clone`, or from code without a
 /// context of its own.
 #[cold]
 #[inline(never)]
@@ -232,7 +232,7 @@ fn refused_write(name: &'static str) -> ! {
     }
 }
 
-/// [`write`] for a caller that knows what to write only once it has seen the map: calls `f`
+/// [`write()`] for a caller that knows what to write only once it has seen the map: calls `f`
 /// where `write` would call it, else gives `None` (and leaves the panic, with the name of a
 /// variable, to a later `write`). Assigns no identity: `f` writes no token.
 #[inline(always)]
