@@ -245,12 +245,14 @@ where
             let mut first = members.trim_end().ends_with('{');
             // A name the object already has (the format's `level`, a flattened field) keeps
             // its member: a second one would be read as the last by most parsers.
-            let mut taken = json::top_level_keys(members);
+            let taken = json::top_level_keys(members);
+            // The variables' own keys, for a second variable of the same field name.
+            let mut written: Vec<String> = Vec::new();
             crate::fields::write_values(|| {
                 for &var in self.fields.vars.iter().filter(|var| var.is_set_here()) {
                     let mut key = String::new();
                     json::write_str(&mut key, var.field_name())?;
-                    if taken.contains(&key) {
+                    if taken.contains(&key.as_str()) || written.contains(&key) {
                         continue;
                     }
                     if !first {
@@ -260,7 +262,7 @@ where
                     writer.write_str(&key)?;
                     writer.write_char(':')?;
                     json::write_value(&mut writer, &Typed::of(var))?;
-                    taken.push(key);
+                    written.push(key);
                 }
                 Ok(())
             })
@@ -306,7 +308,7 @@ mod json {
 
     /// The keys of the members of an object's text (without its closing brace), as written:
     /// quoted and escaped. Only the object's own, not those of the objects inside it.
-    pub(super) fn top_level_keys(members: &str) -> Vec<String> {
+    pub(super) fn top_level_keys(members: &str) -> Vec<&str> {
         let mut keys = Vec::new();
         let (mut depth, mut string_start, mut escaped) = (0usize, None, false);
         for (at, c) in members.char_indices() {
@@ -318,7 +320,7 @@ mod json {
                         string_start = None;
                         let rest = members[at + 1..].trim_start();
                         if depth == 1 && rest.starts_with(':') {
-                            keys.push(members[start..=at].to_string());
+                            keys.push(&members[start..=at]);
                         }
                     }
                     _ => {}
