@@ -288,35 +288,49 @@ impl<V> Recent<V> {
 /// may drop (`Context`'s `Drop`).
 /// A plain `Drop` of `Map` would cost every snapshot's drop its test, and its drop glue
 /// would no longer be inlined.
-pub(crate) struct Released<V: Spare>(Map<V>);
+pub(crate) struct Released<V: Spare> {
+    /// Only dropped, after the list, where the values may drop.
+    _trie: Trie<V>,
+    /// Proven this map's alone when it was let go of: its release needs no other test.
+    list: Option<UniqueArc<Recent<V>>>,
+}
+
+/// `arc` back as this holder's alone if no other holder is left, else `None`, with this
+/// holder's reference gone. A count of one is ours alone (no other holder exists to race
+/// with), and a plain load tells it; otherwise the test and the release are one atomic step
+/// (`Arc::into_unique`), so that of two holders let go of at once on two threads exactly one
+/// gets it back. (Testing the count and then dropping let both skip the release.)
+#[inline]
+fn last_hold<T>(arc: Arc<T>) -> Option<UniqueArc<T>> {
+    match Arc::try_unique(arc) {
+        Ok(alone) => Some(alone),
+        Err(shared) => Arc::into_unique(shared),
+    }
+}
 
 impl<V: Spare> Map<V> {
     /// Lets go of this map. What no other map still held comes back, to be dropped where its
     /// values may drop, keeping its list of recent writes (see [`Released`]); `None` when
     /// this map held nothing alone, or only marks (they hold no value).
     ///
-    /// Whether this map is the last holder and the release are one atomic step per part
-    /// (`Arc::into_unique`): a test of the counts followed by a drop let two maps sharing
-    /// their parts, dropped at once on two threads, each see the other, skip the release,
-    /// and free the values in a plain drop, outside any scratch context.
+    /// Whether this map is the last holder of a part is decided as it lets go of it
+    /// ([`last_hold`]): a test of the counts followed by a drop let two maps sharing their
+    /// parts, dropped at once on two threads, each see the other, skip the release, and free
+    /// the values in a plain drop, outside any scratch context.
     #[inline]
     pub(crate) fn let_go(mut self) -> Option<Released<V>> {
         let trie = std::mem::replace(&mut self.trie, Trie::EMPTY).let_go();
-        let recent = (self.recent.take())
-            .and_then(Arc::into_unique)
-            .map(UniqueArc::shareable)
-            .filter(|recent| recent.len > 0);
-        if trie.is_none() && recent.is_none() {
+        let list = self.recent.take().and_then(last_hold).filter(|list| list.len > 0);
+        if trie.is_none() && list.is_none() {
             return None;
         }
-        Some(Released(Map { trie: trie.unwrap_or(Trie::EMPTY), recent }))
+        Some(Released { _trie: trie.unwrap_or(Trie::EMPTY), list })
     }
 }
 
 impl<V: Spare> Drop for Released<V> {
     fn drop(&mut self) {
-        // A list another map holds too just goes (one reference fewer).
-        let Some(mut list) = self.0.recent.take().and_then(Arc::into_unique) else { return };
+        let Some(mut list) = self.list.take() else { return };
         // The values go here, where the list would have dropped them (the slots past `len`
         // are empty).
         let len = std::mem::take(&mut list.len);

@@ -104,12 +104,11 @@ impl<V> Trie<V> {
     }
 
     /// Lets go of this trie: it comes back when no other trie held its root, else `None`
-    /// and this trie's hold on the root is gone. The test and the release are one atomic
-    /// step (`Arc::into_unique`): of tries dropped at once on several threads, exactly one
-    /// gets the root back.
+    /// and this trie's hold on the root is gone (see `last_hold`: of tries let go of at once
+    /// on several threads, exactly one gets the root back).
     #[inline]
     pub(super) fn let_go(mut self) -> Option<Trie<V>> {
-        let root = Arc::into_unique(self.root.take()?)?.shareable();
+        let root = super::last_hold(self.root.take()?)?.shareable();
         Some(Trie { root: Some(root), height: self.height })
     }
 
