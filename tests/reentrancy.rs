@@ -585,3 +585,21 @@ fn a_changes_dropped_after_both_contexts_drops_its_values_in_a_scratch_context()
     assert_eq!(rx.recv().unwrap(), ["dropped"], "the drop ran, and its `set` worked");
     assert!(LOG.get().is_empty(), "what the drop set did not land in the current context");
 }
+
+#[test]
+fn a_released_list_with_one_value_that_has_a_drop_of_its_own_drops_in_a_scratch_context() {
+    let (tx, rx) = mpsc::channel();
+    let mut ctx = Context::new();
+    ctx.run(|| LEVEL.set(1));
+    // Its trie stays shared with `base`: only the list of recent writes is released below,
+    // holding a `u64` (no drop glue) and a value whose `Drop` sets a variable.
+    let base = ctx.clone();
+    ctx.run(|| {
+        LEVEL.set(2);
+        REPORTING.set(Some(Reporting(tx)));
+    });
+    drop(ctx);
+    assert_eq!(rx.recv().unwrap(), ["dropped"], "the drop ran, and its `set` worked");
+    assert!(LOG.get().is_empty(), "what the drop set did not land in the current context");
+    assert_eq!(base.get(&LEVEL), 1);
+}

@@ -47,7 +47,12 @@ impl Drop for Context {
     #[inline]
     fn drop(&mut self) {
         if let Some(released) = std::mem::take(&mut self.map).let_go() {
-            current::drop_outside(released);
+            // Values whose drop runs no code of theirs need no scratch context.
+            if released.drops_quietly() {
+                drop(released);
+            } else {
+                current::drop_outside(released);
+            }
         }
     }
 }

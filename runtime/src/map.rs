@@ -172,11 +172,15 @@ use trie::Trie;
 /// they move into the trie.
 pub(crate) const RECENT: usize = 8;
 
-/// Where a thread keeps one spare list of recent writes for the maps of values of type
-/// `Self` (a thread-local cannot be generic, so the value type names it).
+/// What a map's release needs from the values it stores: where a thread keeps one spare list
+/// of recent writes for maps of `Self` (a thread-local cannot be generic, so the value type
+/// names it), and whether a value's drop runs no code of its own.
 pub(crate) trait Spare: Sized + 'static {
     /// The thread's spare list.
     fn spare() -> &'static LocalKey<SpareList<Self>>;
+    /// Whether dropping this value runs no code but the freeing of its memory (its type has
+    /// no drop glue): it then cannot read or set a variable, wherever it drops.
+    fn drops_quietly(&self) -> bool;
 }
 
 /// One list of recent writes that a map let go of on this thread, kept for the next copy of
@@ -289,8 +293,7 @@ impl<V> Recent<V> {
 /// A plain `Drop` of `Map` would cost every snapshot's drop its test, and its drop glue
 /// would no longer be inlined.
 pub(crate) struct Released<V: Spare> {
-    /// Only dropped, after the list, where the values may drop.
-    _trie: Trie<V>,
+    trie: Trie<V>,
     /// Proven this map's alone when it was let go of: its release needs no other test.
     list: Option<UniqueArc<Recent<V>>>,
 }
@@ -324,7 +327,21 @@ impl<V: Spare> Map<V> {
         if trie.is_none() && list.is_none() {
             return None;
         }
-        Some(Released { _trie: trie.unwrap_or(Trie::EMPTY), list })
+        Some(Released { trie: trie.unwrap_or(Trie::EMPTY), list })
+    }
+}
+
+impl<V: Spare> Released<V> {
+    /// Whether dropping these parts runs no code of the values' own: no trie (whose values
+    /// would take a walk to tell), and only quiet values in the list. They may then drop
+    /// without the scratch context that a value's `Drop` setting a variable needs.
+    #[inline]
+    pub(crate) fn drops_quietly(&self) -> bool {
+        self.trie.is_empty()
+            && self
+                .list
+                .as_ref()
+                .is_none_or(|list| list.values[..list.len].iter().flatten().all(V::drops_quietly))
     }
 }
 
@@ -755,6 +772,9 @@ mod tests {
     impl Spare for Arc<u32> {
         fn spare() -> &'static LocalKey<SpareList<Arc<u32>>> {
             &SPARE
+        }
+        fn drops_quietly(&self) -> bool {
+            true
         }
     }
 

@@ -29,6 +29,10 @@ impl map::Spare for Value {
     fn spare() -> &'static std::thread::LocalKey<map::SpareList<Value>> {
         &SPARE
     }
+    #[inline]
+    fn drops_quietly(&self) -> bool {
+        self.value.drops_quietly()
+    }
 }
 
 /// The map flag of a value whose variable is not inherited (`ContextVar::inherit(false)`):
@@ -53,6 +57,9 @@ pub(crate) trait Stored: Send + Sync + 'static {
     fn var(&self) -> &'static dyn AnyVar;
     /// The variable's merge of three values of it (see `ContextVar::merge_values`).
     fn merge(&self, base: Option<&Value>, parent: Option<&Value>, child: Option<&Value>) -> Option<Value>;
+    /// Whether the value's type has no drop glue (`u64`, `&'static str`): its drop then runs
+    /// no code of its own.
+    fn drops_quietly(&self) -> bool;
 }
 
 /// A value together with its variable.
@@ -67,6 +74,9 @@ impl<T: Clone + Send + Sync + 'static> Stored for Typed<T> {
     }
     fn merge(&self, base: Option<&Value>, parent: Option<&Value>, child: Option<&Value>) -> Option<Value> {
         self.var.merge_values(base, parent, child)
+    }
+    fn drops_quietly(&self) -> bool {
+        !std::mem::needs_drop::<T>()
     }
 }
 
