@@ -15,9 +15,11 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use contextvars::{Context, ContextVar};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+mod vars;
+use vars::{VARS, context_with};
+
 const SIZES: [usize; 4] = [1, 16, 1_024, 10_000];
 
-static VARS: [ContextVar<u64>; 10_000] = [const { ContextVar::new("v", || 0) }; 10_000];
 static NAME: ContextVar<String> = ContextVar::new("NAME", String::new);
 
 tokio::task_local! {
@@ -30,21 +32,6 @@ struct OtelValue(u64);
 
 thread_local! {
     static THREAD_LOCAL: Cell<u64> = const { Cell::new(0) };
-}
-
-/// A context holding `n` variables; keys are handed out in order of first use, so the
-/// variables touched first get the smallest keys.
-fn context_with(n: usize) -> Context {
-    for var in &VARS {
-        black_box(var.is_set());
-    }
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        for (i, var) in VARS.iter().take(n).enumerate() {
-            let _ = var.set(i as u64);
-        }
-    });
-    ctx
 }
 
 fn get(c: &mut Criterion) {

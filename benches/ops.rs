@@ -25,39 +25,10 @@ use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
-use contextvars::{Context, ContextVar, Fork, propagate_back, propagate_back_async};
+use contextvars::{Context, Fork, propagate_back, propagate_back_async};
 
-static VARS: [ContextVar<u64>; 8_192] = [const { ContextVar::new("v", || 0) }; 8_192];
-
-fn context_with(n: usize) -> Context {
-    for var in &VARS {
-        black_box(var.is_set());
-    }
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        for (i, var) in VARS.iter().take(n).enumerate() {
-            var.set(i as u64);
-        }
-    });
-    ctx
-}
-
-/// A context in which one `propagate_back` call changed, and so marked, the first `n`
-/// variables.
-fn marked(n: usize) -> Context {
-    for var in &VARS {
-        black_box(var.is_set());
-    }
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        propagate_back(None, || {
-            for (i, var) in VARS.iter().take(n).enumerate() {
-                var.set(i as u64);
-            }
-        })
-    });
-    ctx
-}
+mod vars;
+use vars::{VARS, context_with, marked};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();

@@ -17,27 +17,12 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use contextvars::{Context, ContextVar, Fork, propagate_back, propagate_back_async};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+mod vars;
+use vars::{VARS, marked};
+
 const MARKED: [usize; 2] = [1_024, 8_192];
 
-static VARS: [ContextVar<u64>; 8_192] = [const { ContextVar::new("v", || 0) }; 8_192];
 static ONE: ContextVar<u64> = ContextVar::new("ONE", || 0);
-
-/// A context in which one `propagate_back` call changed, and so marked, the first `n`
-/// variables.
-fn marked(n: usize) -> Context {
-    for var in &VARS {
-        black_box(var.is_set());
-    }
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        propagate_back(None, || {
-            for (i, var) in VARS.iter().take(n).enumerate() {
-                var.set(i as u64);
-            }
-        })
-    });
-    ctx
-}
 
 fn one_change(c: &mut Criterion) {
     let mut group = c.benchmark_group("propagate_back_one_change");
