@@ -11,9 +11,7 @@
 //! down when the clients are done.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,6 +26,9 @@ use contextvars::{ContextVar, propagate, sync_endpoint};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use tracing_subscriber::fmt::format;
+
+mod support;
+use support::LogBuffer;
 
 /// Set only once a request authenticated: the log leaves unset variables out.
 static USER: ContextVar<String> = ContextVar::new("user", String::new);
@@ -118,21 +119,10 @@ fn app() -> Router {
 
 // -- The log.
 
-/// Every line the subscriber wrote; `ContextFields` appends `user=…` and `request_id=…`.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(bytes)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn install_log() -> Log {
-    let log = Log::default();
+/// A subscriber whose lines, with `user=…` and `request_id=…` appended by `ContextFields`,
+/// go to the log it returns.
+fn install_log() -> LogBuffer {
+    let log = LogBuffer::default();
     let writer = log.clone();
     tracing_subscriber::fmt()
         .event_format(
@@ -244,7 +234,7 @@ fn every_request_logs_its_own_user_every_time() {
 
     // Every log line: its request's own user, or none; two lines per request (the handler's
     // or worker's, then the access line), and no line outside a request.
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let mut lines_per_request: HashMap<u64, usize> = HashMap::new();
     let mut lines = 0;
     for line in text.lines() {

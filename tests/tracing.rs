@@ -5,9 +5,8 @@
 #[path = "../examples/support/client.rs"]
 mod client;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::Request;
@@ -20,6 +19,9 @@ use contextvars::tower::ContextLayer;
 use contextvars::tracing::ContextFields;
 use tracing_subscriber::fmt::format;
 
+mod support;
+use support::LogBuffer;
+
 #[context_var(name = "user")]
 static USER: String;
 
@@ -28,22 +30,10 @@ static REQUEST_ID: u64;
 
 /// Every line the subscriber wrote. The subscriber is global (events come from worker
 /// threads too), so each test picks out the lines of its own requests.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(bytes)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
+fn log() -> &'static LogBuffer {
+    static LOG: OnceLock<LogBuffer> = OnceLock::new();
     LOG.get_or_init(|| {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
             .event_format(
@@ -57,13 +47,7 @@ fn log() -> &'static Buffer {
 
 /// The lines that contain `marker`.
 fn lines_with(marker: &str) -> Vec<String> {
-    let bytes = log().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains(marker))
-        .map(str::to_owned)
-        .collect()
+    log().text().lines().filter(|line| line.contains(marker)).map(str::to_owned).collect()
 }
 
 async fn handler(headers: HeaderMap) -> &'static str {

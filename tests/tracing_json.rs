@@ -2,14 +2,16 @@
 //! members of each event's object, typed (strings, numbers, booleans, `null`), escaped so
 //! that every line parses, also for events of a child task.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use contextvars::ContextVar;
 use contextvars::tracing::ContextFields;
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::format;
+
+mod support;
+use support::LogBuffer;
 
 static USER: ContextVar<String> = ContextVar::new("user", String::new);
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id", || 0);
@@ -31,26 +33,14 @@ static CHATTY: ContextVar<Chatty> = ContextVar::new("chatty", || Chatty);
 /// Named like a member of every JSON event.
 static LEVEL: ContextVar<String> = ContextVar::new("level", String::new);
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(bytes)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Two global subscribers cannot coexist: the JSON lines go to `NESTED`, unless the event's
 /// target says `flat`, then to `FLAT` (an event format with `flatten_event(true)`).
-fn logs() -> &'static (Buffer, Buffer) {
-    static LOGS: OnceLock<(Buffer, Buffer)> = OnceLock::new();
+fn logs() -> &'static (LogBuffer, LogBuffer) {
+    static LOGS: OnceLock<(LogBuffer, LogBuffer)> = OnceLock::new();
     LOGS.get_or_init(|| {
         use tracing_subscriber::Layer;
         use tracing_subscriber::layer::SubscriberExt;
-        let (nested, flat) = (Buffer::default(), Buffer::default());
+        let (nested, flat) = (LogBuffer::default(), LogBuffer::default());
         let vars: [&'static dyn contextvars::tracing::LogVar; 9] =
             [&USER, &REQUEST_ID, &ADMIN, &SCORE, &NICK, &TIMEOUT, &UNSET, &LEVEL, &CHATTY];
         let (writer, flat_writer) = (nested.clone(), flat.clone());
@@ -69,8 +59,8 @@ fn logs() -> &'static (Buffer, Buffer) {
 }
 
 /// The lines of `buffer` whose message is `message`, parsed.
-fn events(buffer: &Buffer, message: &str) -> Vec<Value> {
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+fn events(buffer: &LogBuffer, message: &str) -> Vec<Value> {
+    let text = buffer.text();
     text.lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("{error}: {line}")))
         .filter(|event| event["fields"]["message"] == message || event["message"] == message)
@@ -166,8 +156,8 @@ proptest::proptest! {
 }
 
 /// The raw lines of `buffer` that contain `message`.
-fn lines(buffer: &Buffer, message: &str) -> Vec<String> {
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+fn lines(buffer: &LogBuffer, message: &str) -> Vec<String> {
+    let text = buffer.text();
     text.lines().filter(|line| line.contains(&format!("\"{message}\""))).map(str::to_string).collect()
 }
 

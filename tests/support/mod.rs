@@ -6,7 +6,8 @@
 //!   holds it goes;
 //! * [`poll_once`]: one poll without a runtime;
 //! * [`Counting`]: a global allocator that counts; each binary that wants it declares its own
-//!   `#[global_allocator]` static of this type.
+//!   `#[global_allocator]` static of this type;
+//! * [`LogBuffer`]: where a tracing subscriber writes its lines, for a test to read back.
 
 // Every test file is a crate of its own and uses only some of these helpers: the rest would
 // be reported as dead code in each of them.
@@ -17,7 +18,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 // ---------------------------------------------------------------------------------------
@@ -180,4 +181,28 @@ pub fn live_bytes() -> isize {
 /// Blocks allocated and not yet freed, by every thread.
 pub fn live_blocks() -> isize {
     LIVE_BLOCKS.load(Ordering::SeqCst)
+}
+
+// ---------------------------------------------------------------------------------------
+// A log to read back.
+
+/// Every line a tracing subscriber wrote through a clone of it (`.with_writer(move ||
+/// log.clone())`).
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// All that was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
