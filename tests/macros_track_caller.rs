@@ -226,3 +226,29 @@ fn the_temporaries_of_the_last_expression_are_dropped_in_the_copy() {
     assert_eq!(visits_through_a_temporary(), 1);
     assert_eq!(USER.get().as_deref(), Some("caller"));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn in_a_task_and_on_the_blocking_pool_its_changes_flow_back_through_a_plain_await() {
+    // In a spawned task (a `Scope`): the copy is entered inside async code and lands in the
+    // task's context, marked, so the plain `.await` delivers it.
+    contextvars::spawn(async { login("in-task") }).await.unwrap();
+    assert_eq!(USER.get().as_deref(), Some("in-task"));
+    contextvars::spawn_blocking(|| login("on-pool")).await.unwrap();
+    assert_eq!(USER.get().as_deref(), Some("on-pool"));
+    // `none` sends nothing back, from either.
+    contextvars::spawn_blocking(|| dry_run("dry")).await.unwrap();
+    contextvars::spawn(async { dry_run("dry") }).await.unwrap();
+    assert_eq!(USER.get().as_deref(), Some("on-pool"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn in_a_plain_tokio_task_the_body_reads_defaults_and_a_landing_change_panics() {
+    // A task without a context of its own: the copy starts from defaults, and the changes
+    // have nowhere to land, as with the closure form.
+    USER.set(Some("caller".into()));
+    let joined = tokio::spawn(async { login("nowhere") }).await;
+    assert!(joined.unwrap_err().is_panic());
+    let (_, seen) = tokio::spawn(async { dry_run("inside") }).await.unwrap();
+    assert_eq!(seen.as_deref(), Some("inside"), "the discarded copy is writable");
+    assert_eq!(USER.get().as_deref(), Some("caller"));
+}
