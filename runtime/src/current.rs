@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
-use crate::value::Map;
+use crate::value::{Map, Value};
 
 /// Who put the current frame on this thread.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -156,6 +156,26 @@ pub(crate) fn read<R>(f: impl FnOnce(&Map) -> R) -> R {
         Ok(Some(result)) => result,
         _ => (f.take().expect("called once"))(&Map::EMPTY),
     }
+}
+
+/// The value stored under `key` in the current context, handed to `f`; `None` if there is
+/// none, or if the code running now does not own the thread's frame (it reads defaults).
+///
+/// Who runs is asked only once a value is found, after the lookup: a default reads the same
+/// to every task, and the question then overlaps the lookup instead of preceding it.
+#[inline(always)]
+pub(crate) fn read_value<R>(key: u32, f: impl FnOnce(&Value) -> Option<R>) -> Option<R> {
+    CURRENT
+        .try_with(|frame| {
+            let frame = frame.borrow();
+            let stored = frame.map.get(key)?;
+            if !frame.is_owned() {
+                return None;
+            }
+            f(stored)
+        })
+        .ok()
+        .flatten()
 }
 
 /// Whether the code running now has a context of its own to write to (see `write`).

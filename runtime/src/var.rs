@@ -280,9 +280,10 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     #[inline]
     pub fn get(&'static self) -> T {
         let key = self.key();
-        match current::read(
+        match current::read_value(
+            key,
             #[inline(always)]
-            |map| map.get(key).and_then(|stored| value::typed(self, stored)).cloned(),
+            |stored| value::typed(self, stored).cloned(),
         ) {
             Some(value) => value,
             None => self.default_value().clone(),
