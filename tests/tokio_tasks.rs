@@ -141,7 +141,9 @@ async fn a_raw_task_that_merges_a_change_back_panics_and_names_the_fix() {
 #[tokio::test]
 async fn a_propagate_back_function_in_a_raw_task_runs_in_its_copy_and_its_exit_panics() {
     // The function runs in a copy of the (empty) context it is called from, so it may set;
-    // its changes have nowhere to land, and the exit says so, naming the variable.
+    // its changes have nowhere to land, and the exit says so, naming the variable and the
+    // call (not a `set` of the caller's).
+    let line = line!() + 2;
     let error = tokio::spawn(async {
         contextvars::propagate_back(None, || {
             USER.set("ada");
@@ -151,7 +153,8 @@ async fn a_propagate_back_function_in_a_raw_task_runs_in_its_copy_and_its_exit_p
     .await
     .unwrap_err();
     let message = panic_message(error);
-    assert!(message.contains("`USER.set()`"), "{message}");
+    assert!(message.contains(&format!("`#[propagate(back)]` at {}:{line}:", file!())), "{message}");
+    assert!(message.contains("the change to `USER` has nowhere to go"), "{message}");
     assert!(message.contains("contextvars::spawn"), "{message}");
     // One that changes nothing lands nothing, and does not panic.
     let seen = tokio::spawn(async { contextvars::propagate_back(None, || USER.get()) }).await.unwrap();

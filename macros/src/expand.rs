@@ -91,7 +91,10 @@ pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
         Mode::Down => item.body.stmts.clone(),
         Mode::Back(vars) => {
             // The body runs in a copy of the caller's context; its changes land when it
-            // completes (not when it panics, nor when an async one is dropped half-way).
+            // completes (not when it panics, nor when an async one is dropped half-way). The
+            // call keeps the call site's span, the attribute, on purpose: both functions are
+            // `#[track_caller]`, so a landing refused in code without a context of its own is
+            // reported at the attribute (sync) or names it in its message (async).
             let only = back_list(vars.as_deref(), &krate);
             let block = typed_block(item);
             if is_async {
@@ -122,6 +125,10 @@ pub(crate) fn propagate(item: &FnItem, args: &PropagateArgs) -> TokenStream {
 /// on stable Rust). The guard is the arm's binding, not a local of the function: an arm is
 /// dropped after the temporaries of its body, which in edition 2021 outlive the function's
 /// locals (a `let` guard would be dropped before them, and draw `tail_expr_drop_order`).
+///
+/// The changes of `back` land in the guard's `Drop`, which no caller's location reaches: the
+/// guard keeps the function's caller (`InlineCopy::back` is `#[track_caller]`, called in the
+/// `#[track_caller]` function) for the message of a landing refused there.
 fn inline_copy(item: &FnItem, args: &PropagateArgs, krate: &TokenStream) -> TokenStream {
     let guard = Ident::new("__contextvars_copy", Span::mixed_site());
     let enter = match &args.mode {

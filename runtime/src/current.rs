@@ -183,6 +183,14 @@ pub(crate) fn has_context() -> bool {
     CURRENT.try_with(|frame| frame.borrow().is_owned()).unwrap_or(true)
 }
 
+/// Whether the code running now, without a context of its own, is a job of a parallel pool
+/// rather than a tokio task: the likely cause its panic names (see `write`).
+pub(crate) fn in_pool_job() -> bool {
+    let vacated =
+        CURRENT.try_with(|frame| frame.try_borrow().is_ok_and(|frame| frame.entered == Entered::Vacated));
+    vacated.unwrap_or(false) || on_rayon_worker()
+}
+
 /// Why a write was refused.
 enum Refused {
     /// The frame is borrowed by a `get` that is cloning a value.

@@ -13,6 +13,7 @@
 //! [`propagate_back`]: crate::propagate_back
 
 use std::marker::PhantomData;
+use std::panic::Location;
 
 use crate::context::Context;
 use crate::current::{self, Entered, Owner};
@@ -32,6 +33,10 @@ pub struct InlineCopy {
     active: bool,
     /// `Some(vars)` when the changes land (`back`), `None` when they are discarded.
     lands: Option<Option<&'static [&'static dyn AnyVar]>>,
+    /// The function's caller. The changes land in `Drop`, which no caller's location reaches
+    /// (`#[track_caller]` there would name the standard library's drop glue): a landing that
+    /// panics names this location in its message instead.
+    called_at: &'static Location<'static>,
     /// Whether the thread was unwinding already when the function was called (from a
     /// `Drop`): leaving then counts as completion. A panic of the body's own that a
     /// `catch_unwind` in that `Drop` catches cannot be told apart (the standard library
@@ -44,7 +49,14 @@ pub struct InlineCopy {
 impl InlineCopy {
     /// Enters a copy of the current context whose changes land in the caller's context when
     /// the guard is dropped, unless by a panic: `#[propagate(back)]`.
+    ///
+    /// # Panics
+    ///
+    /// When the guard is dropped, in code without a context of its own (a plain
+    /// `tokio::spawn` task, a rayon job outside any context) if a change lands: the message
+    /// names the function's caller, where this is called from.
     #[inline]
+    #[track_caller]
     pub fn back(vars: Option<&'static [&'static dyn AnyVar]>) -> InlineCopy {
         InlineCopy::enter(Some(vars))
     }
@@ -70,6 +82,7 @@ impl InlineCopy {
             owner: current::running_task(),
             active: false,
             lands,
+            called_at: Location::caller(),
             unwinding_at_entry: std::thread::panicking(),
             _not_send: PhantomData,
         };
@@ -97,7 +110,7 @@ impl Drop for InlineCopy {
             return;
         }
         // The caller's context is still the copy's base: nothing else could reach it.
-        land_on_base(std::mem::take(&mut self.context).into_map(), vars);
+        land_on_base(std::mem::take(&mut self.context).into_map(), vars, self.called_at);
     }
 }
 

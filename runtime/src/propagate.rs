@@ -10,6 +10,7 @@
 //! made: nothing is accumulated between calls but the marks (a persistent set in the map).
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
@@ -55,6 +56,16 @@ use crate::var::AnyVar;
 /// assert_eq!(USER.get().as_deref(), Some("ada")); // a plain `.await` delivered it
 /// # });
 /// ```
+///
+/// # Panics
+///
+/// When `f` returns into code without a context of its own (a plain `tokio::spawn` task, a
+/// rayon job outside any context; see [`ContextVar::set`](crate::ContextVar::set)) having
+/// changed a variable that lands: `f`'s own `set` works on the copy, and its changes have
+/// nowhere to go. At the caller's line (for `#[propagate(back)]`, its attribute), naming the
+/// likely cause and the fix. Changes that do not land (to variables declared `back = false`,
+/// or not in `vars`) do not panic.
+#[track_caller]
 pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl FnOnce() -> R) -> R {
     // While `f` runs, the caller's context is put away where only this call can reach it:
     // at the exit it is still the copy's base, so no other handle on it is kept.
@@ -68,7 +79,7 @@ pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl F
     // A panic in `f` leaves the copy (the guard puts the caller's context back): nothing lands.
     let output = f();
     drop(entered);
-    land_on_base(copy.into_map(), vars);
+    land_on_base(copy.into_map(), vars, Location::caller());
     output
 }
 
@@ -100,11 +111,26 @@ pub fn propagate_back<R>(vars: Option<&'static [&'static dyn AnyVar]>, f: impl F
 /// assert_eq!(HITS.get(), 6); // no lost update: each merged into the caller
 /// # });
 /// ```
+///
+/// # Panics
+///
+/// When the future completes in code without a context of its own (a plain `tokio::spawn`
+/// task, a `tokio::task::JoinSet`), having changed a variable that lands, as
+/// [`propagate_back`]. The panic comes from the last poll, which no caller's location
+/// reaches: its message names where this was called (for `#[propagate(back)]`, the
+/// attribute), with the likely cause and the fix. The future holds that location, one
+/// pointer.
+#[track_caller]
 pub fn propagate_back_async<F: Future>(
     vars: Option<&'static [&'static dyn AnyVar]>,
     future: F,
 ) -> PropagateBack<F> {
-    PropagateBack { vars, state: State::Unpolled, scope: Context::new().scope(future) }
+    PropagateBack {
+        vars,
+        called_at: Location::caller(),
+        state: State::Unpolled,
+        scope: Context::new().scope(future),
+    }
 }
 
 /// Where a [`PropagateBack`] is in its life.
@@ -124,6 +150,10 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct PropagateBack<F> {
         vars: Option<&'static [&'static dyn AnyVar]>,
+        // Where `propagate_back_async` was called (in the function `#[propagate(back)]`
+        // wraps): the landing runs in `poll`, which no caller's location reaches, and its
+        // panic names this one instead.
+        called_at: &'static Location<'static>,
         state: State,
         #[pin]
         scope: Scope<F>,
@@ -161,7 +191,7 @@ impl<F: Future> Future for PropagateBack<F> {
         let State::Running(entry) = std::mem::replace(this.state, State::Done) else {
             unreachable!("set to `Running` above")
         };
-        land(entry, exit.into_map(), *this.vars);
+        land(entry, exit.into_map(), *this.vars, this.called_at);
         Poll::Ready(output)
     }
 }
@@ -175,7 +205,13 @@ impl<F> std::fmt::Debug for PropagateBack<F> {
 }
 
 /// Merges the changes from `entry` to `exit` into the current context and marks them.
-fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+/// `called_at` is where the function was called, for the panic of code without a context.
+fn land(
+    entry: Map,
+    exit: Map,
+    vars: Option<&'static [&'static dyn AnyVar]>,
+    called_at: &'static Location<'static>,
+) {
     let exit = match Few::of(&entry, &exit, vars) {
         Some(few) => match few.land(exit, |caller| caller.same(&entry)) {
             Ok(()) => return,
@@ -183,11 +219,18 @@ fn land(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
         },
         None => exit,
     };
-    land_changes(entry, exit, vars);
+    land_changes(entry, exit, vars, called_at);
 }
 
 /// [`land`] where the current context is the base (`entry`) itself: a sync function's exit.
-pub(crate) fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+/// In code without a context of its own, a change that lands panics at the caller's
+/// location, and its message names `called_at` (the same, but for a guard's `Drop`).
+#[track_caller]
+pub(crate) fn land_on_base(
+    exit: Map,
+    vars: Option<&'static [&'static dyn AnyVar]>,
+    called_at: &'static Location<'static>,
+) {
     // The common case in one visit to the caller's context: compared with the copy, then
     // replaced by it. What is let go of is dropped once the context is released.
     let mut exit = Some(exit);
@@ -199,8 +242,7 @@ pub(crate) fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar
         drop(replaced);
         return;
     };
-    // Otherwise the general case, or code without a context of its own, where the write
-    // below panics, naming a variable the function changed.
+    // Otherwise the general case, or code without a context of its own (see `land_changes`).
     let exit = match current::read(|caller| Few::of(caller, &exit, vars)) {
         // Nothing runs between the read and the write: the caller's context is unchanged.
         Some(few) => match few.land(exit, |_| true) {
@@ -209,16 +251,78 @@ pub(crate) fn land_on_base(exit: Map, vars: Option<&'static [&'static dyn AnyVar
         },
         None => exit,
     };
-    land_changes(current::snapshot(), exit, vars);
+    land_changes(current::snapshot(), exit, vars, called_at);
 }
 
-/// The general case: every change merged three ways, one by one.
-fn land_changes(entry: Map, exit: Map, vars: Option<&'static [&'static dyn AnyVar]>) {
+/// The general case: every change merged three ways, one by one. Also where code without a
+/// context of its own ends up ([`Few::land`] is refused there), and is told so.
+#[track_caller]
+fn land_changes(
+    entry: Map,
+    exit: Map,
+    vars: Option<&'static [&'static dyn AnyVar]>,
+    called_at: &'static Location<'static>,
+) {
+    if !current::has_context() {
+        return land_without_context(entry, exit, vars, called_at);
+    }
     let changes = Changes::landing(&entry, &exit, vars);
     // Let go of the copy first: the caller's context may then own its nodes again and take
     // the changes in place.
     drop((entry, exit));
     changes.apply();
+}
+
+/// Code without a context of its own (a plain `tokio::spawn` task, a rayon job outside any
+/// context) has nowhere to land the changes: if any of them lands, panics at the caller's
+/// location, naming a variable, where the function was called (`called_at`) and the fix.
+/// Nothing is kept either way, and the maps' values drop in a scratch context (a `Drop` may
+/// set variables).
+///
+/// Called while the thread unwinds (from a `Drop`), it lands nothing and does not panic: a
+/// second panic would abort the process.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn land_without_context(
+    entry: Map,
+    exit: Map,
+    vars: Option<&'static [&'static dyn AnyVar]>,
+    called_at: &'static Location<'static>,
+) {
+    let changes = Changes::landing(&entry, &exit, vars);
+    let landing = changes.vars().find(|var| var.var_flows_back());
+    current::drop_outside((entry, exit, changes));
+    if let Some(var) = landing
+        && !std::thread::panicking()
+    {
+        landing_without_context(var.var_name(), called_at, current::in_pool_job());
+    }
+}
+
+#[cold]
+#[track_caller]
+fn landing_without_context(name: &'static str, called_at: &'static Location<'static>, job: bool) -> ! {
+    if job {
+        panic!(
+            "contextvars: the changes of `#[propagate(back)]` at {called_at} land in a rayon job \
+             that has no context of its own: the change to `{name}` has nowhere to go, and would \
+             leak into every later job on this pool thread. Run the parallel work with \
+             `contextvars::rayon::join` / `contextvars::rayon::scope` (feature `rayon`), which \
+             give each job a copy of the caller's context, or enter one yourself: \
+             `let mut ctx = contextvars::Context::current();` before the pool, \
+             `ctx.clone().run(|| ..)` in each job."
+        )
+    }
+    panic!(
+        "contextvars: the changes of `#[propagate(back)]` at {called_at} land in a tokio task that \
+         has no context of its own: the change to `{name}` has nowhere to go, and would leak \
+         into other tasks. In a web service the usual cause is a missing \
+         `contextvars::tower::ContextLayer`, or a middleware placed outside it (add the layer \
+         last, so it wraps everything). Otherwise start the task with `contextvars::spawn(fut)` \
+         instead of `tokio::spawn(fut)` (a blocking job with `contextvars::spawn_blocking(f)`), \
+         or wrap its future: `tokio::spawn(contextvars::Context::current().scope(fut))`."
+    )
 }
 
 /// At most this many changes take the path of [`Few`].
@@ -231,8 +335,6 @@ const FEW: usize = 4;
 struct Few {
     keys: [u32; FEW],
     count: usize,
-    /// The first changed variable, for the message of a refused write.
-    first: Option<&'static dyn AnyVar>,
 }
 
 impl Few {
@@ -240,7 +342,7 @@ impl Few {
     /// each lands, and the marks are the same set (else the function's own joins or calls
     /// marked something, and the merge marks only what lands).
     fn of(base: &Map, exit: &Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Option<Few> {
-        let mut few = Few { keys: [0; FEW], count: 0, first: None };
+        let mut few = Few { keys: [0; FEW], count: 0 };
         let simple = Map::diff_exact(base, exit, &mut |key, before, after| {
             let Some(var) = after.or(before).map(|value| value.var()) else { return true };
             let lands = var.var_flows_back()
@@ -250,25 +352,33 @@ impl Few {
             }
             few.keys[few.count] = key;
             few.count += 1;
-            few.first.get_or_insert(var);
             true
         });
         simple.then_some(few)
     }
 
-    /// Makes `exit` the current context's map, if `unchanged` says the current one is still
-    /// the base, and marks the changed keys; else gives `exit` back.
+    /// Makes `exit` the current context's map, if the running code may write it (see
+    /// `current::write`) and `unchanged` says it is still the base, and marks the changed
+    /// keys; else gives `exit` back, for [`land_changes`] to land or to refuse.
     fn land(self, exit: Map, unchanged: impl FnOnce(&Map) -> bool) -> Result<(), Map> {
-        let Some(first) = self.first else { return Ok(()) };
-        let replaced = current::write(first.var_name(), |map, _| {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut exit = Some(exit);
+        let replaced = current::try_write(|map| {
             if !unchanged(map) {
-                return Err(exit);
+                return None;
             }
-            Ok(self.replace(map, exit))
-        })?;
-        // Dropped with the context released: a replaced value's `Drop` may read variables.
-        drop(replaced);
-        Ok(())
+            Some(self.replace(map, exit.take()?))
+        });
+        match exit {
+            Some(exit) => Err(exit),
+            None => {
+                // Dropped with the context released: a replaced value's `Drop` may read variables.
+                drop(replaced);
+                Ok(())
+            }
+        }
     }
 
     /// Makes `exit` the caller's map `map`, which is the base, and marks the changed keys
