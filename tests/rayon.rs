@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use contextvars::rayon::WithContextExt;
 use contextvars::{Context, ContextVar, propagate};
 use rayon::prelude::*;
-use support::{fault, is_fault, quiet_injected_panics};
+use support::{fault, is_fault, library_panics, quiet_injected_panics, record_library_panics};
 
 fn sum(base: &u64, parent: &u64, child: &u64) -> u64 {
     parent + child - base
@@ -31,6 +31,7 @@ static N: ContextVar<u64> = ContextVar::new("N", || 0);
 static USER: ContextVar<&'static str> = ContextVar::new("USER", || "nobody");
 static TXN: ContextVar<Option<u32>> = ContextVar::new("TXN", || None).inherit(false);
 
+const LOG_IN_AT: u32 = line!() + 1;
 #[propagate(back)]
 fn log_in(user: &'static str) {
     USER.set(user);
@@ -287,6 +288,24 @@ fn a_rayon_job_outside_a_context_reads_defaults_and_set_panics_with_the_fix() {
     // The fix: the same work through this crate's adapters sees the caller's context.
     let seen = contextvars::rayon::join(|| USER.get(), || USER.get());
     assert_eq!(seen, ("ada", "ada"));
+    assert_eq!(pool.broadcast(|_| USER.get()), ["nobody"]);
+}
+
+#[test]
+fn a_propagate_back_function_in_a_rayon_job_outside_a_context_panics_at_its_attribute_with_the_fix() {
+    record_library_panics();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (panics, landed) = pool.install(|| {
+        let landed = catch_unwind(|| log_in("mallory")).is_ok();
+        (library_panics(), landed)
+    });
+    assert!(!landed);
+    let [panic] = panics.as_slice() else { panic!("one panic expected: {panics:?}") };
+    assert_eq!((panic.file.as_str(), panic.line), (file!(), LOG_IN_AT), "{panic:?}");
+    let message = &panic.message;
+    assert!(message.contains("rayon job that has no context of its own"), "{message}");
+    assert!(message.contains("the change to `USER`"), "{message}");
+    assert!(message.contains("contextvars::rayon::join"), "{message}");
     assert_eq!(pool.broadcast(|_| USER.get()), ["nobody"]);
 }
 

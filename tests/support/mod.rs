@@ -2,6 +2,8 @@
 //!
 //! * injected panics, kept out of the output: [`FAULT`], [`fault`], [`is_fault`],
 //!   [`quiet_injected_panics`];
+//! * the library's own panics, recorded with their location and kept out of the output:
+//!   [`record_library_panics`], [`library_panics`];
 //! * [`Counted`]: a value that counts its live copies, to see when the last context that
 //!   holds it goes;
 //! * [`poll_once`]: one poll without a runtime;
@@ -14,7 +16,7 @@
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -49,6 +51,54 @@ pub fn quiet_injected_panics() {
             }
         }));
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// The library's panics.
+
+/// A panic of the library (its message starts with `contextvars:`), where it was reported.
+#[derive(Clone, Debug)]
+pub struct LibraryPanic {
+    pub message: String,
+    pub file: String,
+    pub line: u32,
+}
+
+thread_local! {
+    /// The library's panics on this thread, not yet taken by [`library_panics`].
+    static LIBRARY_PANICS: RefCell<Vec<LibraryPanic>> = const { RefCell::new(Vec::new()) };
+}
+
+/// From now on, each panic of the library is recorded on the thread it happens on (a task
+/// of a current-thread runtime runs on the thread that drives it) and kept out of the
+/// output; every other panic is reported as usual.
+pub fn record_library_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            let (Some(location), true) = (info.location(), message.starts_with("contextvars:")) else {
+                return default(info);
+            };
+            let panic = LibraryPanic {
+                message: message.to_owned(),
+                file: location.file().to_owned(),
+                line: location.line(),
+            };
+            let _ = LIBRARY_PANICS.try_with(|panics| panics.borrow_mut().push(panic));
+        }));
+    });
+}
+
+/// The library's panics recorded on this thread since the last call, in order.
+pub fn library_panics() -> Vec<LibraryPanic> {
+    LIBRARY_PANICS.with(|panics| std::mem::take(&mut *panics.borrow_mut()))
 }
 
 // ---------------------------------------------------------------------------------------
