@@ -94,8 +94,10 @@
 //!   [`ContextVar::set`] panics at your line with the fix: start the task with [`spawn`], or
 //!   wrap its future in [`Context::current()`](Context::current)[`.scope(fut)`](Context::scope)
 //!   (in a web service the usual cause is a missing `tower::ContextLayer`, or a middleware
-//!   outside it). A plain `.await` of a [`JoinHandle`] there returns the output and delivers
-//!   nothing; [`merge_back`](JoinHandle::merge_back) there panics. The bodies of
+//!   outside it). A [`#[propagate(back)]`](propagate) function called there works on its own
+//!   copy, and panics as it returns if a change of its would land, naming the same fixes. A
+//!   plain `.await` of a [`JoinHandle`] there returns the output and delivers nothing;
+//!   [`merge_back`](JoinHandle::merge_back) there panics. The bodies of
 //!   `#[tokio::main]` and `#[tokio::test]` are not tasks: they run in the main thread's
 //!   context and can `set` freely.
 //!   What a task blocks on itself (`block_in_place(|| Handle::current().block_on(fut))`,

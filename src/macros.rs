@@ -227,6 +227,20 @@ pub use contextvars_macros::context_vars;
 /// a `catch_unwind` in that `Drop` catches still lands the changes made before it (the guard
 /// cannot tell that panic from the one being unwound).
 ///
+/// # Panics
+///
+/// When a `back` function returns into code without a context of its own (a plain
+/// `tokio::spawn` task, a request served without `tower::ContextLayer` or by a middleware
+/// outside it, a rayon job outside `contextvars::rayon`) having changed a variable that
+/// lands. Its body reads defaults there and its `set`s work on its copy; the landing has
+/// nowhere to go, and the message names the likely cause and the fix. A sync function panics
+/// at its `#[propagate(back)]` attribute. An `async fn` lands in its last poll, which no
+/// caller's location reaches, and a sync `#[track_caller]` one in its guard's drop: their
+/// messages name the attribute, and the function's caller, instead. A function whose changes
+/// do not land (to variables declared `back = false`, or not listed) does not panic; nor does
+/// one called from a `Drop` while the thread unwinds, which lands nothing there rather than
+/// abort the process.
+///
 /// # Compile errors
 ///
 /// For a missing, unknown or second mode (the message lists `back`, `down` and `none`); for
