@@ -4,7 +4,9 @@
 //! line (the attribute, or the hand-written `propagate_back` call); the forms that land
 //! where no caller's location reaches (an async function's last poll, the guard of a
 //! `#[track_caller]` function) name that line in the message. A function whose changes do
-//! not land changes nothing there and does not panic.
+//! not land changes nothing there and does not panic. So do a thread's and a `Fork`'s
+//! `merge_back`; a `set` from a `Drop` while the task unwinds is discarded, not a second
+//! panic that would abort the process.
 
 mod support;
 
@@ -252,4 +254,68 @@ fn called_from_a_drop_while_unwinding_it_lands_nothing_rather_than_abort() {
     });
     assert_eq!(output, Some((true, None)));
     assert_eq!(panics.len(), 1, "only the test's own panic: {panics:?}");
+}
+
+/// Sets `USER` when dropped.
+struct SetsOnDrop;
+
+impl Drop for SetsOnDrop {
+    fn drop(&mut self) {
+        USER.set(Some("dropped".into()));
+    }
+}
+
+#[test]
+fn a_set_from_a_drop_while_unwinding_is_discarded_rather_than_abort() {
+    // The same `set` outside unwinding panics (`tokio_tasks.rs`); here a second panic would
+    // abort the process. The task's own panic is what its join reports.
+    let (panics, output) = in_a_plain_task(|| async {
+        let _guard = SetsOnDrop;
+        panic!("contextvars: test: unwinding");
+    });
+    assert_eq!(output, None);
+    assert_eq!(panics.len(), 1, "only the test's own panic: {panics:?}");
+    assert_eq!(panics[0].message, "contextvars: test: unwinding");
+    let (panics, output) = in_a_plain_task(|| async { USER.get() });
+    assert!(panics.is_empty(), "{panics:?}");
+    assert_eq!(output, Some(None), "nothing was written anywhere");
+}
+
+#[test]
+fn a_threads_merge_back_panics_at_its_call_and_its_join_delivers_nothing() {
+    let line = line!() + 3;
+    let panic = landing_panic(|| async {
+        let thread = contextvars::thread::spawn(|| USER.set(Some("ada".into())));
+        thread.merge_back()
+    });
+    assert_reported_at(&panic, line);
+    let message = &panic.message;
+    for expected in [
+        "a `merge_back` join in a tokio task that has no context of its own",
+        "the child's change to `USER`",
+        "`contextvars::spawn(fut)` instead of `tokio::spawn(fut)`",
+    ] {
+        assert!(message.contains(expected), "{expected:?} not in {message:?}");
+    }
+
+    // A plain join asked for marked changes only, and delivers nothing, without a panic.
+    let (panics, output) = in_a_plain_task(|| async {
+        contextvars::thread::spawn(|| log_in("ada")).join().unwrap();
+        USER.get()
+    });
+    assert!(panics.is_empty(), "{panics:?}");
+    assert_eq!(output, Some(None));
+}
+
+#[test]
+fn a_forks_merge_back_panics_at_its_call() {
+    let line = line!() + 5;
+    let panic = landing_panic(|| async {
+        let fork = contextvars::Fork::current();
+        let mut child = fork.context();
+        child.run(|| USER.set(Some("ada".into())));
+        fork.merge_back(child);
+    });
+    assert_reported_at(&panic, line);
+    assert!(panic.message.contains("the child's change to `USER`"), "{panic:?}");
 }

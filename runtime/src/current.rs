@@ -191,6 +191,19 @@ pub(crate) fn in_pool_job() -> bool {
     vacated.unwrap_or(false) || on_rayon_worker()
 }
 
+/// The fix a panic names for a tokio task without a context of its own.
+pub(crate) const TASK_FIX: &str = "In a web service the usual cause is a missing \
+    `contextvars::tower::ContextLayer`, or a middleware placed outside it (add the layer last, \
+    so it wraps everything). Otherwise start the task with `contextvars::spawn(fut)` instead \
+    of `tokio::spawn(fut)` (a blocking job with `contextvars::spawn_blocking(f)`), or wrap its \
+    future: `tokio::spawn(contextvars::Context::current().scope(fut))`.";
+
+/// The fix a panic names for a rayon job without a context of its own.
+pub(crate) const JOB_FIX: &str = "Run the parallel work with `contextvars::rayon::join` / \
+    `contextvars::rayon::scope` (feature `rayon`), which give each job a copy of the caller's \
+    context, or enter one yourself: `let mut ctx = contextvars::Context::current();` before \
+    the pool, `ctx.clone().run(|| ..)` in each job.";
+
 /// Why a write was refused.
 enum Refused {
     /// The frame is borrowed by a `get` that is cloning a value.
@@ -205,12 +218,14 @@ enum Refused {
 ///
 /// During thread teardown (a value's `Drop` run as the thread's context is destroyed) there
 /// is no context left: `f` gets a scratch map that is released right after, and the
-/// identity is zero. Panicking there instead would abort the process.
+/// identity is zero. So does a write that would be refused (below) while the thread unwinds
+/// from a panic, from a `Drop` that the unwinding runs. Panicking there instead would abort
+/// the process.
 ///
 /// # Panics
 ///
 /// In code without a context of its own (see `ContextVar::set`), and from a `Clone` that
-/// `get` runs; at the caller's location.
+/// `get` runs; at the caller's location. Not while the thread unwinds.
 #[inline(always)]
 #[track_caller]
 pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -> R {
@@ -231,8 +246,9 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
     });
     match written {
         Ok(Some(result)) => result,
-        Ok(None) => refused_write(name),
-        Err(_) => {
+        Ok(None) if !std::thread::panicking() => refused_write(name),
+        // Refused while the thread unwinds (a `Drop` run by a panic), or during teardown.
+        _ => {
             let mut scratch = Map::EMPTY;
             let result = (f.take().expect("called once"))(&mut scratch, 0);
             drop_outside(scratch);
@@ -249,9 +265,9 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
 fn refused_write(name: &'static str) -> ! {
     // The closure only reports the refusal: a panic from inside it would point at this file,
     // `#[track_caller]` does not reach into closures.
-    let refused = CURRENT.try_with(|frame| {
-        let Ok(frame) = frame.try_borrow_mut() else { return Refused::Reentrant };
-        Refused::NoContext { job: frame.entered == Entered::Vacated || on_rayon_worker() }
+    let refused = CURRENT.try_with(|frame| match frame.try_borrow_mut() {
+        Ok(_) => Refused::NoContext { job: in_pool_job() },
+        Err(_) => Refused::Reentrant,
     });
     match refused {
         Ok(Refused::Reentrant) => reentrant_write(name),
@@ -291,20 +307,12 @@ fn no_context_write(name: &'static str, job: bool) -> ! {
     if job {
         panic!(
             "contextvars: `{name}.set()` in a rayon job that has no context of its own. The value \
-             would leak into every later job on this pool thread. Run the parallel work with \
-             `contextvars::rayon::join` / `contextvars::rayon::scope` (feature `rayon`), which \
-             give each job a copy of the caller's context, or enter one yourself: \
-             `let mut ctx = contextvars::Context::current();` before the pool, `ctx.clone().run(|| ..)` \
-             in each job."
+             would leak into every later job on this pool thread. {JOB_FIX}"
         )
     }
     panic!(
         "contextvars: `{name}.set()` in a tokio task that has no context of its own, so the value \
-         would leak into other tasks. In a web service the usual cause is a missing \
-         `contextvars::tower::ContextLayer`, or a middleware placed outside it (add the layer \
-         last, so it wraps everything). Otherwise start the task with `contextvars::spawn(fut)` \
-         instead of `tokio::spawn(fut)` (a blocking job with `contextvars::spawn_blocking(f)`), \
-         or wrap its future: `tokio::spawn(contextvars::Context::current().scope(fut))`."
+         would leak into other tasks. {TASK_FIX}"
     )
 }
 

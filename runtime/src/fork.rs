@@ -109,10 +109,8 @@ impl Fork {
     /// assert_eq!(N.get(), 0);
     /// ```
     ///
-    /// # Panics
-    ///
-    /// Where [`ContextVar::set`](crate::ContextVar::set) panics, if anything is to land: in a
-    /// tokio task without a context of its own.
+    /// In code without a context of its own (a plain `tokio::spawn` task, a rayon job outside
+    /// any context) it delivers nothing: there is nowhere to deliver to.
     pub fn join(self, child: Context) {
         self.deliver(child.into_map(), Deliver::Marked);
     }
@@ -140,13 +138,16 @@ impl Fork {
     ///
     /// # Panics
     ///
-    /// Like [`join`](Fork::join).
+    /// In code without a context of its own (a plain `tokio::spawn` task, a rayon job outside
+    /// any context) if a change is to land, at the caller's line, naming the fix.
+    #[track_caller]
     pub fn merge_back(self, child: Context) {
         self.deliver(child.into_map(), Deliver::All);
     }
 
     /// Merges `what` of the changes a child made between its start and `end` into the current
     /// context, through the one delivery of every join ([`join::deliver`]).
+    #[track_caller]
     pub(crate) fn deliver(self, end: Map, what: Deliver) {
         join::deliver(self.fork, self.start, end, what);
     }

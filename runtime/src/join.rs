@@ -4,7 +4,7 @@
 //! at its end are all it needs, whatever ran the child.
 
 use crate::changes::Changes;
-use crate::current;
+use crate::current::{self, JOB_FIX, TASK_FIX};
 use crate::value::Map;
 
 /// Which of a child's changes a join delivers.
@@ -31,6 +31,7 @@ pub(crate) enum Deliver {
 /// handle: the task reads defaults anyway), and a `merge_back` join, which asked for them,
 /// panics with the fix when there is something to bring back.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
+#[track_caller]
 pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     let without_context = !current::has_context();
     if without_context && what == Deliver::Marked {
@@ -42,7 +43,7 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
         Deliver::All => Changes::forked(&fork, from, &end, true),
     };
     if let Some(var) = changes.vars().find(|var| without_context && var.var_flows_back()) {
-        merge_back_without_context(var.var_name());
+        merge_back_without_context(var.var_name(), current::in_pool_job());
     }
     // Let go of the child's maps first: the current context may then own its nodes again and
     // take the changes in place. Values only the child held are dropped in a scratch context:
@@ -51,12 +52,14 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     changes.apply();
 }
 
+/// A `merge_back` join in code without a context to merge into; at the caller's line for a
+/// sync join (a thread's, a `Fork`'s).
 #[cold]
-fn merge_back_without_context(var: &str) -> ! {
+#[track_caller]
+fn merge_back_without_context(var: &str, job: bool) -> ! {
+    let (code, fix) = if job { ("a rayon job", JOB_FIX) } else { ("a tokio task", TASK_FIX) };
     panic!(
-        "contextvars: a `merge_back` join in a tokio task that has no context of its own: the \
-         child's change to `{var}` has nowhere to land. Start the task with `contextvars::spawn(fut)` \
-         instead of `tokio::spawn(fut)`, or wrap its future: \
-         `tokio::spawn(contextvars::Context::current().scope(fut))`."
+        "contextvars: a `merge_back` join in {code} that has no context of its own: the child's \
+         change to `{var}` has nowhere to land. {fix}"
     )
 }

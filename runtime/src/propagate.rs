@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 
 use crate::changes::Changes;
 use crate::context::Context;
-use crate::current;
+use crate::current::{self, JOB_FIX, TASK_FIX};
 use crate::scope::Scope;
 use crate::value::Map;
 use crate::var::AnyVar;
@@ -307,21 +307,13 @@ fn landing_without_context(name: &'static str, called_at: &'static Location<'sta
         panic!(
             "contextvars: the changes of `#[propagate(back)]` at {called_at} land in a rayon job \
              that has no context of its own: the change to `{name}` has nowhere to go, and would \
-             leak into every later job on this pool thread. Run the parallel work with \
-             `contextvars::rayon::join` / `contextvars::rayon::scope` (feature `rayon`), which \
-             give each job a copy of the caller's context, or enter one yourself: \
-             `let mut ctx = contextvars::Context::current();` before the pool, \
-             `ctx.clone().run(|| ..)` in each job."
+             leak into every later job on this pool thread. {JOB_FIX}"
         )
     }
     panic!(
         "contextvars: the changes of `#[propagate(back)]` at {called_at} land in a tokio task that \
          has no context of its own: the change to `{name}` has nowhere to go, and would leak \
-         into other tasks. In a web service the usual cause is a missing \
-         `contextvars::tower::ContextLayer`, or a middleware placed outside it (add the layer \
-         last, so it wraps everything). Otherwise start the task with `contextvars::spawn(fut)` \
-         instead of `tokio::spawn(fut)` (a blocking job with `contextvars::spawn_blocking(f)`), \
-         or wrap its future: `tokio::spawn(contextvars::Context::current().scope(fut))`."
+         into other tasks. {TASK_FIX}"
     )
 }
 

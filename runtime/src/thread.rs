@@ -91,10 +91,8 @@ impl<T> JoinHandle<T> {
     /// assert!(thread::spawn(|| panic!("boom")).join().is_err());
     /// ```
     ///
-    /// # Panics
-    ///
-    /// Where [`ContextVar::set`](crate::ContextVar::set) panics, if anything is to land: in a
-    /// tokio task without a context of its own.
+    /// In code without a context of its own (a plain `tokio::spawn` task, a rayon job outside
+    /// any context) it delivers nothing: there is nowhere to deliver to.
     pub fn join(self) -> std::thread::Result<T> {
         self.join_with(Deliver::Marked)
     }
@@ -113,7 +111,9 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     ///
-    /// Like [`join`](JoinHandle::join).
+    /// In code without a context of its own (a plain `tokio::spawn` task, a rayon job outside
+    /// any context) if a change is to land, at the caller's line, naming the fix.
+    #[track_caller]
     pub fn merge_back(self) -> std::thread::Result<T> {
         self.join_with(Deliver::All)
     }
@@ -144,6 +144,7 @@ impl<T> JoinHandle<T> {
         self.inner.is_finished()
     }
 
+    #[track_caller]
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
         self.fork.deliver(end.into_map(), what);
@@ -273,9 +274,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// assert_eq!(N.get(), 0);
     /// ```
     ///
-    /// # Panics
-    ///
-    /// Like [`JoinHandle::join`].
+    /// Like [`JoinHandle::join`], it delivers nothing in code without a context of its own.
     pub fn join(self) -> std::thread::Result<T> {
         self.join_with(Deliver::Marked)
     }
@@ -293,7 +292,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     ///
     /// # Panics
     ///
-    /// Like [`JoinHandle::join`].
+    /// Like [`JoinHandle::merge_back`].
+    #[track_caller]
     pub fn merge_back(self) -> std::thread::Result<T> {
         self.join_with(Deliver::All)
     }
@@ -328,6 +328,7 @@ impl<T> ScopedJoinHandle<'_, T> {
         self.inner.is_finished()
     }
 
+    #[track_caller]
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
         self.fork.deliver(end.into_map(), what);

@@ -323,7 +323,9 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// whatever polls it, even a runtime driven inside [`Context::run`](crate::Context::run);
     /// and, with the `rayon` feature, a rayon job outside any context. The value would
     /// otherwise leak into the other tasks or jobs of the thread. Also from the `Clone` of a
-    /// value that `get` is cloning.
+    /// value that `get` is cloning. Not while the thread unwinds from a panic (in a `Drop` the
+    /// unwinding runs): the value is then dropped unwritten, since a second panic would abort
+    /// the process.
     ///
     /// ```
     /// # extern crate contextvars_runtime as contextvars;
