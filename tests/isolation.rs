@@ -2,10 +2,13 @@
 //! awaits, yields, child tasks, `spawn_blocking` and `block_on`, each see only their own
 //! values.
 
+mod support;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use contextvars::ContextVar;
+use support::{LibraryPanic, library_panics, record_library_panics};
 use tokio::sync::Barrier;
 
 const TASKS: u64 = 10_000;
@@ -97,35 +100,6 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Panics are expected in these tests: keep them out of the output.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if let Some(location) = info.location() {
-                LOCATIONS.lock().unwrap().push((
-                    message.to_owned(),
-                    location.file().to_owned(),
-                    location.line(),
-                ));
-            }
-            if !message.starts_with("contextvars:") {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Where each `contextvars:` panic was reported: message, file, line.
-static LOCATIONS: std::sync::Mutex<Vec<(String, String, u32)>> = std::sync::Mutex::new(Vec::new());
-
 fn assert_no_context(outcome: (&'static str, Result<(), String>)) {
     let (seen, set) = outcome;
     assert_eq!(seen, "nobody", "a plain task read the entered context");
@@ -135,7 +109,7 @@ fn assert_no_context(outcome: (&'static str, Result<(), String>)) {
 
 #[test]
 fn plain_tasks_of_a_runtime_driven_inside_context_run_have_no_context() {
-    quiet_panics();
+    record_library_panics();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut ctx = contextvars::Context::new();
     ctx.run(|| {
@@ -154,7 +128,7 @@ fn plain_tasks_of_a_runtime_driven_inside_context_run_have_no_context() {
 
 #[test]
 fn local_set_tasks_run_inside_a_scope_have_no_context() {
-    quiet_panics();
+    record_library_panics();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let scope = contextvars::Context::new().scope(async {
         USER.set("scope");
@@ -213,7 +187,7 @@ fn a_plain_await_in_a_task_without_a_context_returns_the_output_and_delivers_not
 
 #[test]
 fn merge_back_in_a_task_without_a_context_panics_naming_the_fix() {
-    quiet_panics();
+    record_library_panics();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
         // Called there: panics at the call.
@@ -240,7 +214,7 @@ fn merge_back_in_a_task_without_a_context_panics_naming_the_fix() {
 
 #[test]
 fn a_set_without_a_context_panics_at_the_callers_line_naming_the_layer() {
-    quiet_panics();
+    record_library_panics();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let lines = runtime.block_on(async {
         tokio::spawn(async {
@@ -255,13 +229,12 @@ fn a_set_without_a_context_panics_at_the_callers_line_naming_the_layer() {
         .await
         .unwrap()
     });
-    // A copy: the hook takes the lock, and an assertion below may panic.
-    let locations = LOCATIONS.lock().unwrap().clone();
+    let panics = library_panics();
     for line in [lines.0, lines.1] {
-        let (message, _, _) = locations
+        let LibraryPanic { message, .. } = panics
             .iter()
-            .find(|(_, file, at)| file == file!() && *at == line)
-            .unwrap_or_else(|| panic!("no panic reported at {}:{line}: {locations:?}", file!()));
+            .find(|panic| panic.file == file!() && panic.line == line)
+            .unwrap_or_else(|| panic!("no panic reported at {}:{line}: {panics:?}", file!()));
         assert!(message.contains("`contextvars::tower::ContextLayer`"), "{message}");
         assert!(message.contains("middleware placed outside it"), "{message}");
     }
