@@ -63,3 +63,6 @@ fn merge_back_without_context(var: &str, job: bool) -> ! {
          change to `{var}` has nowhere to land. {fix}"
     )
 }
+
+#[cfg(test)]
+mod tests;
