@@ -6,6 +6,7 @@
 use crate::changes::Changes;
 use crate::current::{self, JOB_FIX, TASK_FIX};
 use crate::value::Map;
+use crate::var::AnyVar;
 
 /// Which of a child's changes a join delivers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,6 +38,16 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     if without_context && what == Deliver::Marked {
         return;
     }
+    // The common `merge_back`: the child started from the fork itself, and the joining
+    // context may still be it. Code without a context takes the general path, which panics
+    // with the join's own message.
+    let end = match (what, &start) {
+        (Deliver::All, None) if !without_context => match take_whole(&fork, end) {
+            Ok(()) => return,
+            Err(end) => end,
+        },
+        _ => end,
+    };
     let from = start.as_ref().unwrap_or(&fork);
     let changes = match what {
         Deliver::Marked => Changes::marked(&fork, from, &end),
@@ -50,6 +61,40 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     // a `Drop` that sets a variable must not write into the joining context.
     crate::current::drop_outside((fork, start, end));
     changes.apply();
+}
+
+/// A `merge_back` where the current context is still the fork (nothing changed it since the
+/// spawn) and the child started from the fork itself (nothing left out of its copy): the
+/// three-way merge would then take every change as the child left it, so when all of them
+/// flow back and the child marked nothing, the child's final map becomes the current
+/// context's wholesale. O(changes) to check, nothing allocated; else gives `end` back.
+///
+/// Nothing the child held is let go of: it all lands. What the old map and the fork held
+/// alone (a value the child unset, or replaced in the trie) drops here, once the context is
+/// released, like what the general path's writes replace; a value the child's write shadows
+/// waits in the map, as after any write made after a snapshot (see `map.rs`).
+#[track_caller]
+fn take_whole(fork: &Map, end: Map) -> Result<(), Map> {
+    let mut first: Option<&'static dyn AnyVar> = None;
+    // `diff_exact` also gives up when the two maps' marks differ: the fork has none (else the
+    // child's start would not be the fork), so only a child that marked nothing gets by, and
+    // its changes land unmarked, as `merge_back` lands unmarked changes.
+    let all_flow_back = Map::diff_exact(fork, &end, &mut |_, before, after| {
+        let Some(var) = after.or(before).map(|value| value.var()) else { return true };
+        first.get_or_insert(var);
+        var.var_flows_back()
+    });
+    // Without a change there is nothing to write: the general path drops the child's map.
+    let (true, Some(first)) = (all_flow_back, first) else { return Err(end) };
+    let replaced = current::write(first.var_name(), |map, _| {
+        // Pointers compared: any write since the spawn copied what the fork shares.
+        if !map.same(fork) {
+            return Err(end);
+        }
+        Ok(std::mem::replace(map, end))
+    })?;
+    drop(replaced);
+    Ok(())
 }
 
 /// A `merge_back` join in code without a context to merge into; at the caller's line for a
