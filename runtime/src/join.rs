@@ -5,7 +5,7 @@
 
 use crate::changes::Changes;
 use crate::current::{self, JOB_FIX, TASK_FIX};
-use crate::value::Map;
+use crate::value::{self, Map};
 use crate::var::AnyVar;
 
 /// Which of a child's changes a join delivers.
@@ -38,15 +38,14 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     if without_context && what == Deliver::Marked {
         return;
     }
-    // The common `merge_back`: the child started from the fork itself, and the joining
-    // context may still be it. Code without a context takes the general path, which panics
-    // with the join's own message.
-    let end = match (what, &start) {
-        (Deliver::All, None) if !without_context => match take_whole(&fork, end) {
+    // The common `merge_back`: the joining context may still be the fork. Code without a
+    // context takes the general path, which panics with the join's own message.
+    let end = match what {
+        Deliver::All if !without_context => match take_whole(&fork, start.as_ref(), end) {
             Ok(()) => return,
             Err(end) => end,
         },
-        _ => end,
+        Deliver::All | Deliver::Marked => end,
     };
     let from = start.as_ref().unwrap_or(&fork);
     let changes = match what {
@@ -64,22 +63,28 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
 }
 
 /// A `merge_back` where the current context is still the fork (nothing changed it since the
-/// spawn) and the child started from the fork itself (nothing left out of its copy): the
-/// three-way merge would then take every change as the child left it, so when all of them
-/// flow back and the child marked nothing, the child's final map becomes the current
-/// context's wholesale. O(changes) to check, nothing allocated; else gives `end` back.
+/// spawn) and the child started with all its values: the three-way merge would then take
+/// every change as the child left it, so when all of them flow back and the child marked
+/// nothing, the child's final map becomes the current context's wholesale, keeping the
+/// current context's marks. O(changes) to check, and no `Changes` built; else gives `end`
+/// back.
 ///
 /// Nothing the child held is let go of: it all lands. What the old map and the fork held
 /// alone (a value the child unset, or replaced in the trie) drops here, once the context is
 /// released, like what the general path's writes replace; a value the child's write shadows
 /// waits in the map, as after any write made after a snapshot (see `map.rs`).
 #[track_caller]
-fn take_whole(fork: &Map, end: Map) -> Result<(), Map> {
+fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<(), Map> {
+    // The child's start is the fork without its marks and its values that are not inherited:
+    // without such values, the marks are all it lacks, and they are put back below.
+    if start.is_some() && fork.has_flagged(value::NOT_INHERITED) {
+        return Err(end);
+    }
     let mut first: Option<&'static dyn AnyVar> = None;
-    // `diff_exact` also gives up when the two maps' marks differ: the fork has none (else the
-    // child's start would not be the fork), so only a child that marked nothing gets by, and
-    // its changes land unmarked, as `merge_back` lands unmarked changes.
-    let all_flow_back = Map::diff_exact(fork, &end, &mut |_, before, after| {
+    // `diff_exact` also gives up when the two maps' marks differ: the start has none, so only
+    // a child that marked nothing gets by, and its changes land unmarked, as `merge_back`
+    // lands unmarked changes.
+    let all_flow_back = Map::diff_exact(start.unwrap_or(fork), &end, &mut |_, before, after| {
         let Some(var) = after.or(before).map(|value| value.var()) else { return true };
         first.get_or_insert(var);
         var.var_flows_back()
@@ -91,7 +96,9 @@ fn take_whole(fork: &Map, end: Map) -> Result<(), Map> {
         if !map.same(fork) {
             return Err(end);
         }
-        Ok(std::mem::replace(map, end))
+        let replaced = std::mem::replace(map, end);
+        map.copy_marks(&replaced);
+        Ok(replaced)
     })?;
     drop(replaced);
     Ok(())

@@ -647,6 +647,32 @@ impl<V> Map<V> {
         self.trie.same(&other.trie) && same(self.recent.as_ref(), other.recent.as_ref())
     }
 
+    /// Whether some value carries one of `flags` (a value shadowed by a recent write
+    /// counts): O(1) for the trie, a scan of the recent writes.
+    pub(crate) fn has_flagged(&self, flags: Flags) -> bool {
+        self.trie.has_flagged(flags)
+            || self
+                .recent
+                .as_ref()
+                .is_some_and(|recent| recent.flags[..recent.len].iter().any(|f| f.intersects(flags)))
+    }
+
+    /// Gives this map the marks of `other` in place of its own: O(1) (the set is shared).
+    pub(crate) fn copy_marks(&mut self, other: &Map<V>)
+    where
+        V: Clone + Spare,
+    {
+        let marks = other.marks_of();
+        if self.marks_of().same(marks) {
+            return;
+        }
+        let recent = Recent::own(self.recent.get_or_insert_with(|| Recent::fresh().shareable()));
+        recent.marks = marks.clone();
+        if recent.is_void() {
+            self.recent = None;
+        }
+    }
+
     /// Whether `key` is marked.
     pub(crate) fn is_marked(&self, key: u32) -> bool {
         self.recent.as_ref().is_some_and(|recent| recent.marks.contains(key))
@@ -965,6 +991,44 @@ mod tests {
         map.update(300, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(3)));
         map.update(300, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(4)));
         assert!(map.without(LEFT_OUT).is_none());
+    }
+
+    #[test]
+    fn without_a_flagged_value_the_copy_lacks_only_the_marks() {
+        let mut map = Map::default();
+        map.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        map.mark(1);
+        assert!(!map.has_flagged(LEFT_OUT));
+        let child = map.without(LEFT_OUT).expect("a mark to leave out");
+        assert!(child.trie.same(&map.trie) && read(&child, 1) == Some(1));
+        // Flagged in the trie, then in the list of recent writes after a snapshot.
+        map.update(200, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        assert!(map.has_flagged(LEFT_OUT));
+        map.update(200, LEFT_OUT, &mut Vec::new(), |slot| *slot = None);
+        assert!(!map.has_flagged(LEFT_OUT), "the flag went with the value");
+        let snapshot = map.clone();
+        map.update(3, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(3)));
+        assert!(map.list().is_some() && map.has_flagged(LEFT_OUT));
+        assert!(!snapshot.has_flagged(LEFT_OUT));
+    }
+
+    #[test]
+    fn copied_marks_replace_the_maps_own() {
+        let mut marked = Map::<Arc<u32>>::default();
+        marked.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(1)));
+        marked.mark(5);
+        let mut other = Map::default();
+        other.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(2)));
+        other.mark(6);
+        other.copy_marks(&marked);
+        assert!(other.is_marked(5) && !other.is_marked(6) && read(&other, 2) == Some(2));
+        assert!(!marked.is_marked(6), "the source is left alone");
+        // No marks and no recent write: no list left behind.
+        other.copy_marks(&Map::default());
+        assert!(!other.is_marked(5) && other.recent.is_none());
+        let mut empty = Map::default();
+        empty.copy_marks(&marked);
+        assert!(empty.is_empty() && empty.is_marked(5));
     }
 
     #[test]

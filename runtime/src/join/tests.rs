@@ -156,6 +156,21 @@ fn the_parents_marks_stay_and_the_childs_land_with_their_changes() {
 }
 
 #[test]
+fn a_marked_parent_keeps_its_marks_and_the_childs_changes_land_unmarked() {
+    Context::new().run(|| {
+        propagate_back(None, || A.set(1));
+        let fork = Fork::current();
+        let mut copy = fork.context();
+        copy.run(|| {
+            B.set(2);
+        });
+        fork.merge_back(copy);
+        assert_eq!((A.get(), B.get()), (1, 2));
+        assert!(marked(&A) && !marked(&B));
+    });
+}
+
+#[test]
 fn a_plain_join_delivers_no_unmarked_change() {
     Context::new().run(|| {
         let fork = Fork::current();

@@ -116,6 +116,11 @@ impl<V> Trie<V> {
         self.root.is_none()
     }
 
+    /// Whether some value carries one of `flags`: O(1), from the root's summary.
+    pub(super) fn has_flagged(&self, flags: Flags) -> bool {
+        self.root.as_ref().is_some_and(|root| root.flagged().any_of(flags) != 0)
+    }
+
     /// The value stored under `key`.
     #[inline]
     pub(super) fn get(&self, key: u32) -> Option<&V> {
