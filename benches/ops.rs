@@ -15,9 +15,9 @@
 //! copies: `Fork::current()`, dropped), at `n` variables marked by an earlier
 //! `propagate_back` call; `tokio_spawn_blocking` (tokio's `spawn_blocking` and its join, in
 //! a `block_on` of a current-thread runtime) and `spawn_blocking_merge_back` (ours, the
-//! closure setting one of the `n` variables, joined by `merge_back`): all threads counted, so
-//! the handoff's work is in the count and its wait is not. Under `cargo bench` (no operation
-//! named) it does nothing.
+//! closure setting one of the `n` variables, joined by `merge_back`; `_marked`: from a
+//! context whose `n` variables are marked): all threads counted, so the handoff's work is in
+//! the count and its wait is not. Under `cargo bench` (no operation named) it does nothing.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -37,7 +37,10 @@ fn main() {
     };
     let n: usize = n.parse().expect("a number of variables, at most 8,192");
     let iterations: u64 = iterations.parse().expect("a number of iterations");
-    let mut ctx = if matches!(op.as_str(), "propagate_back" | "propagate_back_async" | "fork") {
+    let mut ctx = if matches!(
+        op.as_str(),
+        "propagate_back" | "propagate_back_async" | "fork" | "spawn_blocking_merge_back_marked"
+    ) {
         marked(n)
     } else {
         context_with(n)
@@ -80,7 +83,7 @@ fn main() {
             let joined = runtime.block_on(async { tokio::task::spawn_blocking(|| black_box(1)).await });
             black_box(joined.unwrap());
         }),
-        "spawn_blocking_merge_back" => (0..iterations).for_each(|i| {
+        "spawn_blocking_merge_back" | "spawn_blocking_merge_back_marked" => (0..iterations).for_each(|i| {
             let joined = runtime.block_on(async move {
                 contextvars::spawn_blocking(move || var.set(black_box(i))).merge_back().await
             });
@@ -88,7 +91,8 @@ fn main() {
         }),
         other => panic!(
             "unknown operation {other}: get, set, current, set_after_snapshot, propagate_back, \
-             propagate_back_async, fork, tokio_spawn_blocking or spawn_blocking_merge_back"
+             propagate_back_async, fork, tokio_spawn_blocking, spawn_blocking_merge_back or \
+             spawn_blocking_merge_back_marked"
         ),
     });
     println!("{op} at {n}: {:.1} ns", start.elapsed().as_nanos() as f64 / iterations as f64);
