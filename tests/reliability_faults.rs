@@ -744,6 +744,42 @@ fn an_aborted_child_whose_values_set_on_drop_is_cancelled() {
 }
 
 #[test]
+fn a_plain_task_joining_a_child_whose_values_set_on_drop_gets_the_output() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        // The joining task has no context: the child's final context, dropped at the join,
+        // is dropped outside it, where the drop's `set` has somewhere to go.
+        let (value, dropped) = setter();
+        let joined = tokio::spawn(async move {
+            let child = contextvars::spawn(async move {
+                SETTER.set(value);
+                tokio::task::yield_now().await;
+                7
+            });
+            child.await.unwrap()
+        })
+        .await;
+        assert_eq!(joined.unwrap(), 7);
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+
+        // The same with a thread joined there.
+        let (value, dropped) = setter();
+        let joined = tokio::spawn(async move {
+            contextvars::thread::spawn(move || {
+                SETTER.set(value);
+                8
+            })
+            .join()
+            .unwrap()
+        })
+        .await;
+        assert_eq!(joined.unwrap(), 8);
+        assert_eq!(dropped.try_recv(), Ok("dropped"));
+    });
+    shut_down(runtime);
+}
+
+#[test]
 fn a_wrapped_plain_task_whose_values_set_on_drop_finishes_ok() {
     let runtime = runtime();
     runtime.block_on(async {

@@ -36,6 +36,9 @@ pub(crate) enum Deliver {
 pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
     let without_context = !current::has_context();
     if without_context && what == Deliver::Marked {
+        // What only the child held drops here: outside, where a `Drop` that sets a variable
+        // has somewhere to write (this code has no context of its own to take it).
+        current::drop_outside((fork, start, end));
         return;
     }
     // The common `merge_back`: the joining context may still be the fork. Code without a
