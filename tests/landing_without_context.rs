@@ -319,3 +319,37 @@ fn a_forks_merge_back_panics_at_its_call() {
     assert_reported_at(&panic, line);
     assert!(panic.message.contains("the child's change to `USER`"), "{panic:?}");
 }
+
+/// Holds a value whose `Drop` sets a variable: the last handle on it may go with a child's
+/// context at a join.
+#[derive(Clone)]
+struct SetsWhenLastGoes(#[allow(dead_code)] std::sync::Arc<SetsOnDrop>);
+
+#[context_var]
+static HOLDER: Option<SetsWhenLastGoes>;
+
+fn hold_a_value_that_sets_when_dropped() {
+    HOLDER.set(Some(SetsWhenLastGoes(std::sync::Arc::new(SetsOnDrop))));
+}
+
+#[test]
+fn a_plain_join_without_a_context_drops_the_childs_values_where_their_drop_may_set() {
+    // The child's context goes at the join, with the last handle on its value: the value's
+    // `Drop` sets a variable, which here would panic (the task has no context of its own)
+    // had the join not dropped it in a scratch context, as a `JoinHandle`'s `.await` does.
+    let (panics, output) = in_a_plain_task(|| async {
+        contextvars::thread::spawn(hold_a_value_that_sets_when_dropped).join().unwrap();
+        contextvars::thread::scope(|scope| scope.spawn(hold_a_value_that_sets_when_dropped).join().unwrap());
+        let fork = contextvars::Fork::current();
+        let mut child = fork.context();
+        child.run(hold_a_value_that_sets_when_dropped);
+        fork.join(child);
+        let mut set = contextvars::JoinSet::new();
+        set.spawn(async { hold_a_value_that_sets_when_dropped() });
+        set.join_next().await.unwrap().unwrap();
+        contextvars::spawn(async { hold_a_value_that_sets_when_dropped() }).await.unwrap();
+        USER.get()
+    });
+    assert!(panics.is_empty(), "{panics:?}");
+    assert_eq!(output, Some(None), "nothing was written anywhere");
+}
