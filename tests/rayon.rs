@@ -309,6 +309,33 @@ fn a_propagate_back_function_in_a_rayon_job_outside_a_context_panics_at_its_attr
     assert_eq!(pool.broadcast(|_| USER.get()), ["nobody"]);
 }
 
+#[test]
+fn a_plain_tokio_task_polled_on_a_pool_thread_is_named_as_a_tokio_task() {
+    // A runtime driven inside a rayon job polls its tasks on the pool's thread: a plain
+    // `tokio::spawn` task there has no context of its own because it is a plain task, and
+    // the fix is the tokio one (`contextvars::spawn`), not the rayon adapters.
+    record_library_panics();
+    let (panics, landed) = one_thread().install(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let landed = runtime.block_on(async { tokio::spawn(async { log_in("mallory") }).await }).is_ok();
+        (library_panics(), landed)
+    });
+    assert!(!landed);
+    let [panic] = panics.as_slice() else { panic!("one panic expected: {panics:?}") };
+    assert_eq!((panic.file.as_str(), panic.line), (file!(), LOG_IN_AT), "{panic:?}");
+    let message = &panic.message;
+    assert!(message.contains("a tokio task that has no context of its own"), "{message}");
+    assert!(message.contains("`contextvars::spawn(fut)`"), "{message}");
+    let (panics, set) = one_thread().install(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let set = runtime.block_on(async { tokio::spawn(async { drop(USER.set("mallory")) }).await }).is_ok();
+        (library_panics(), set)
+    });
+    assert!(!set);
+    let [panic] = panics.as_slice() else { panic!("one panic expected: {panics:?}") };
+    assert!(panic.message.contains("in a tokio task that has no context of its own"), "{panic:?}");
+}
+
 /// A plain rayon job (no context of its own) that reports what it reads and whether its
 /// `set` was refused.
 fn foreign_job(sender: std::sync::mpsc::Sender<(&'static str, bool)>) -> impl FnOnce() + Send {

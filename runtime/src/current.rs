@@ -184,11 +184,24 @@ pub(crate) fn has_context() -> bool {
 }
 
 /// Whether the code running now, without a context of its own, is a job of a parallel pool
-/// rather than a tokio task: the likely cause its panic names (see `write`).
+/// rather than a tokio task: the likely cause its panic names (see `write`). A tokio task
+/// polled on a pool thread (by a runtime driven inside a rayon job) is a tokio task: the fix
+/// it needs is the tokio one.
 pub(crate) fn in_pool_job() -> bool {
     let vacated =
         CURRENT.try_with(|frame| frame.try_borrow().is_ok_and(|frame| frame.entered == Entered::Vacated));
-    vacated.unwrap_or(false) || on_rayon_worker()
+    vacated.unwrap_or(false) || (on_rayon_worker() && !in_tokio_task())
+}
+
+/// Whether a tokio task is running now.
+#[cfg(feature = "tokio")]
+fn in_tokio_task() -> bool {
+    running_task().is_some()
+}
+
+#[cfg(not(feature = "tokio"))]
+fn in_tokio_task() -> bool {
+    false
 }
 
 /// The fix a panic names for a tokio task without a context of its own.
