@@ -98,7 +98,9 @@ use crate::{Changes, Context, Fork};
 /// # Panics
 ///
 /// If `a` or `b` panics (after both finished, as with rayon; nothing is merged), or if a
-/// change is to land where `set` panics.
+/// change is to land where `set` panics (code without a context of its own: a rayon job
+/// outside any context, a plain `tokio::spawn` task), at the caller's line.
+#[track_caller]
 pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -149,7 +151,9 @@ where
 /// # Panics
 ///
 /// If `op` or a spawned closure panics (once all have finished, as with rayon; nothing is
-/// merged), or if a change is to land where `set` panics.
+/// merged), or if a change is to land where `set` panics, at the caller's line (as
+/// [`join`]).
+#[track_caller]
 pub fn scope<'scope, OP, R>(op: OP) -> R
 where
     OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,

@@ -336,6 +336,27 @@ fn a_plain_tokio_task_polled_on_a_pool_thread_is_named_as_a_tokio_task() {
     assert!(panic.message.contains("in a tokio task that has no context of its own"), "{panic:?}");
 }
 
+#[test]
+fn the_adapters_in_a_rayon_job_outside_a_context_panic_at_the_users_line() {
+    // The children's changes have nowhere to land: the panic points at the adapter's call.
+    record_library_panics();
+    let (join_at, scope_at) = (line!() + 3, line!() + 5);
+    let panics = one_thread().install(|| {
+        let _ = catch_unwind(|| {
+            contextvars::rayon::join(|| N.set(1), || ());
+        });
+        let _ = catch_unwind(|| contextvars::rayon::scope(|s| s.spawn(|_| drop(N.set(2)))));
+        library_panics()
+    });
+    let [join, scope] = panics.as_slice() else { panic!("two panics expected: {panics:?}") };
+    assert_eq!((join.file.as_str(), join.line), (file!(), join_at), "{join:?}");
+    assert_eq!((scope.file.as_str(), scope.line), (file!(), scope_at), "{scope:?}");
+    for panic in [join, scope] {
+        assert!(panic.message.contains("a rayon job that has no context of its own"), "{panic:?}");
+        assert!(panic.message.contains("the child's change to `N`"), "{panic:?}");
+    }
+}
+
 /// A plain rayon job (no context of its own) that reports what it reads and whether its
 /// `set` was refused.
 fn foreign_job(sender: std::sync::mpsc::Sender<(&'static str, bool)>) -> impl FnOnce() + Send {
