@@ -137,10 +137,8 @@ impl<T: 'static> JoinSet<T> {
     /// # }
     /// ```
     ///
-    /// # Panics
-    ///
-    /// Where [`ContextVar::set`](crate::ContextVar::set) panics, if anything is to land: in a
-    /// tokio task without a context of its own.
+    /// In code without a context of its own (a plain `tokio::spawn` task) it delivers
+    /// nothing: there is nowhere to deliver to.
     pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
         self.inner.join_next().await
     }
@@ -165,7 +163,8 @@ impl<T: 'static> JoinSet<T> {
     ///
     /// # Panics
     ///
-    /// Like [`join_next`](JoinSet::join_next).
+    /// In code without a context of its own (a plain `tokio::spawn` task) if a change is to
+    /// land, naming the fix.
     pub async fn merge_back_next(&mut self) -> Option<Result<T, JoinError>> {
         self.inner.merge_back_next().await
     }

@@ -353,3 +353,29 @@ fn a_plain_join_without_a_context_drops_the_childs_values_where_their_drop_may_s
     assert!(panics.is_empty(), "{panics:?}");
     assert_eq!(output, Some(None), "nothing was written anywhere");
 }
+
+#[test]
+fn a_joinsets_join_next_delivers_nothing_and_its_merge_back_next_panics() {
+    let (panics, output) = in_a_plain_task(|| async {
+        let mut set = contextvars::JoinSet::new();
+        set.spawn(async { log_in("ada") });
+        set.join_next().await.unwrap().unwrap();
+        USER.get()
+    });
+    assert!(panics.is_empty(), "{panics:?}");
+    assert_eq!(output, Some(None));
+
+    let panic = landing_panic(|| async {
+        let mut set = contextvars::JoinSet::new();
+        set.spawn(async { log_in("ada") });
+        set.merge_back_next().await
+    });
+    let message = &panic.message;
+    for expected in [
+        "a `merge_back` join in a tokio task that has no context of its own",
+        "the child's change to `USER`",
+        "`contextvars::spawn(fut)` instead of `tokio::spawn(fut)`",
+    ] {
+        assert!(message.contains(expected), "{expected:?} not in {message:?}");
+    }
+}

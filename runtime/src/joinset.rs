@@ -151,10 +151,8 @@ impl<T: 'static> JoinSet<T> {
     /// # });
     /// ```
     ///
-    /// # Panics
-    ///
-    /// Where [`ContextVar::set`](crate::ContextVar::set) panics, if anything is to land: in a
-    /// tokio task without a context of its own.
+    /// In code without a context of its own (a plain `tokio::spawn` task) it delivers
+    /// nothing: there is nowhere to deliver to.
     pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
         std::future::poll_fn(|cx| self.poll_join_next(cx, Deliver::Marked)).await
     }
@@ -179,7 +177,8 @@ impl<T: 'static> JoinSet<T> {
     ///
     /// # Panics
     ///
-    /// Like [`join_next`](JoinSet::join_next).
+    /// In code without a context of its own (a plain `tokio::spawn` task) if a change is to
+    /// land, naming the fix.
     pub async fn merge_back_next(&mut self) -> Option<Result<T, JoinError>> {
         std::future::poll_fn(|cx| self.poll_join_next(cx, Deliver::All)).await
     }
