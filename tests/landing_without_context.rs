@@ -282,6 +282,34 @@ fn a_set_from_a_drop_while_unwinding_is_discarded_rather_than_abort() {
 }
 
 #[test]
+fn inside_a_context_a_drop_while_unwinding_still_sets_and_lands() {
+    // Only a write that would be refused is discarded while unwinding: in a task with a
+    // context of its own, a `Drop` the unwinding runs sets and lands as anywhere else.
+    record_library_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let seen = runtime.block_on(async {
+        contextvars::spawn(async {
+            let set = std::panic::catch_unwind(|| {
+                let _guard = SetsOnDrop;
+                panic!("contextvars: test: unwinding");
+            });
+            let set_value = USER.get();
+            USER.set(None);
+            let landed = std::panic::catch_unwind(|| {
+                let _guard = LogsInOnDrop;
+                panic!("contextvars: test: unwinding");
+            });
+            (set.is_err(), set_value, landed.is_err(), USER.get())
+        })
+        .await
+        .unwrap()
+    });
+    let dropped = Some("dropped".to_owned());
+    assert_eq!(seen, (true, dropped.clone(), true, dropped));
+    assert_eq!(library_panics().len(), 2, "only the test's own panics");
+}
+
+#[test]
 fn a_threads_merge_back_panics_at_its_call_and_its_join_delivers_nothing() {
     let line = line!() + 3;
     let panic = landing_panic(|| async {
