@@ -126,6 +126,42 @@ fn plain_tasks_of_a_runtime_driven_inside_context_run_have_no_context() {
     assert_eq!(ctx.get(&USER), "outer", "nothing landed in the enclosing context");
 }
 
+/// A value whose `Clone` must not run: it reads and sets variables, and panics.
+#[derive(Debug)]
+struct NotForOthers;
+
+impl Clone for NotForOthers {
+    fn clone(&self) -> NotForOthers {
+        USER.get();
+        USER.set("clone");
+        panic!("a stored value was cloned for a task that does not own its context")
+    }
+}
+
+static NOT_FOR_OTHERS: ContextVar<Option<NotForOthers>> = ContextVar::new("NOT_FOR_OTHERS", || None);
+
+#[test]
+fn a_stored_values_clone_never_runs_for_a_task_that_does_not_own_the_context() {
+    // `get` finds the value in the entered context before it asks which task runs: the
+    // answer must come before the `Clone`, which belongs to the context's owner alone.
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut ctx = contextvars::Context::new();
+    ctx.run(|| {
+        NOT_FOR_OTHERS.set(Some(NotForOthers));
+        let scope = contextvars::Context::current().scope(async {
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async { tokio::task::spawn_local(async { NOT_FOR_OTHERS.get().is_none() }).await })
+                .await
+        });
+        let seen = runtime.block_on(async {
+            let plain = tokio::spawn(async { NOT_FOR_OTHERS.get().is_none() }).await.unwrap();
+            (plain, scope.await.unwrap())
+        });
+        assert_eq!(seen, (true, true), "a task that does not own the context read the default");
+    });
+}
+
 #[test]
 fn local_set_tasks_run_inside_a_scope_have_no_context() {
     record_library_panics();
