@@ -277,10 +277,13 @@ pub(crate) fn write<R>(name: &'static str, f: impl FnOnce(&mut Map, u64) -> R) -
 #[track_caller]
 fn refused_write(name: &'static str) -> ! {
     // The closure only reports the refusal: a panic from inside it would point at this file,
-    // `#[track_caller]` does not reach into closures.
-    let refused = CURRENT.try_with(|frame| match frame.try_borrow_mut() {
-        Ok(_) => Refused::NoContext { job: in_pool_job() },
-        Err(_) => Refused::Reentrant,
+    // `#[track_caller]` does not reach into closures. The borrow ends before `in_pool_job`
+    // looks at the frame (a borrow held through a `match` hid a put-away frame from it).
+    let refused = CURRENT.try_with(|frame| {
+        if frame.try_borrow_mut().is_err() {
+            return Refused::Reentrant;
+        }
+        Refused::NoContext { job: in_pool_job() }
     });
     match refused {
         Ok(Refused::Reentrant) => reentrant_write(name),
@@ -564,5 +567,15 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count);
+    }
+
+    #[test]
+    fn a_set_refused_in_a_put_away_context_names_the_pool_job() {
+        // What runs while a parallel call waits (its caller's context put away) is a job of
+        // the pool, whichever thread it runs on: its panic names the rayon fix.
+        static N: crate::ContextVar<u32> = crate::ContextVar::new("N", || 0);
+        let refused = without_context(|| std::panic::catch_unwind(|| drop(N.set(1))));
+        let message = refused.expect_err("refused").downcast::<String>().expect("a message");
+        assert!(message.contains("`N.set()` in a rayon job"), "{message}");
     }
 }
