@@ -164,9 +164,11 @@ impl<T: 'static> JoinSet<T> {
     /// # Panics
     ///
     /// In code without a context of its own (a plain `tokio::spawn` task) if a change is to
-    /// land, naming the fix.
-    pub async fn merge_back_next(&mut self) -> Option<Result<T, JoinError>> {
-        self.inner.merge_back_next().await
+    /// land, naming the fix and the line that called this (the panic itself comes from a poll,
+    /// which no caller's location reaches).
+    #[track_caller]
+    pub fn merge_back_next(&mut self) -> impl Future<Output = Option<Result<T, JoinError>>> + '_ {
+        self.inner.merge_back_next()
     }
 
     /// Spawns `future` on the current tokio runtime, in a copy of the current context (see

@@ -393,14 +393,17 @@ fn a_joinsets_join_next_delivers_nothing_and_its_merge_back_next_panics() {
     assert!(panics.is_empty(), "{panics:?}");
     assert_eq!(output, Some(None));
 
+    let line = line!() + 4;
     let panic = landing_panic(|| async {
         let mut set = contextvars::JoinSet::new();
         set.spawn(async { log_in("ada") });
         set.merge_back_next().await
     });
+    // The panic comes from a poll: its message names the call.
     let message = &panic.message;
     for expected in [
-        "a `merge_back` join in a tokio task that has no context of its own",
+        &format!("a `merge_back` join (called at {}:{line}:", file!()),
+        "in a tokio task that has no context of its own",
         "the child's change to `USER`",
         "`contextvars::spawn(fut)` instead of `tokio::spawn(fut)`",
     ] {

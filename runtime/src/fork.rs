@@ -2,6 +2,7 @@
 //! delivery every join goes through.
 
 use std::fmt;
+use std::panic::Location;
 
 use crate::context::Context;
 use crate::current;
@@ -112,7 +113,7 @@ impl Fork {
     /// In code without a context of its own (a plain `tokio::spawn` task, a rayon job outside
     /// any context) it delivers nothing: there is nowhere to deliver to.
     pub fn join(self, child: Context) {
-        self.deliver(child.into_map(), Deliver::Marked);
+        self.deliver(child.into_map(), Deliver::Marked, None);
     }
 
     /// Merges all the child's changes into the current context (see
@@ -142,14 +143,14 @@ impl Fork {
     /// any context) if a change is to land, at the caller's line, naming the fix.
     #[track_caller]
     pub fn merge_back(self, child: Context) {
-        self.deliver(child.into_map(), Deliver::All);
+        self.deliver(child.into_map(), Deliver::All, None);
     }
 
     /// Merges `what` of the changes a child made between its start and `end` into the current
     /// context, through the one delivery of every join ([`join::deliver`]).
     #[track_caller]
-    pub(crate) fn deliver(self, end: Map, what: Deliver) {
-        join::deliver(self.fork, self.start, end, what);
+    pub(crate) fn deliver(self, end: Map, what: Deliver, called_at: Option<&'static Location<'static>>) {
+        join::deliver(self.fork, self.start, end, what, called_at);
     }
 }
 

@@ -3,6 +3,8 @@
 //! Every join goes through [`deliver`]: the child's context at its fork, at its start and
 //! at its end are all it needs, whatever ran the child.
 
+use std::panic::Location;
+
 use crate::changes::Changes;
 use crate::current::{self, JOB_FIX, TASK_FIX};
 use crate::value::{self, Map};
@@ -33,7 +35,13 @@ pub(crate) enum Deliver {
 /// panics with the fix when there is something to bring back.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the joins of `task.rs`
 #[track_caller]
-pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
+pub(crate) fn deliver(
+    fork: Map,
+    start: Option<Map>,
+    end: Map,
+    what: Deliver,
+    called_at: Option<&'static Location<'static>>,
+) {
     let without_context = !current::has_context();
     if without_context && what == Deliver::Marked {
         // What only the child held drops here: outside, where a `Drop` that sets a variable
@@ -56,7 +64,7 @@ pub(crate) fn deliver(fork: Map, start: Option<Map>, end: Map, what: Deliver) {
         Deliver::All => Changes::forked(&fork, from, &end, true),
     };
     if let Some(var) = changes.vars().find(|var| without_context && var.var_flows_back()) {
-        merge_back_without_context(var.var_name(), current::in_pool_job());
+        merge_back_without_context(var.var_name(), current::in_pool_job(), called_at);
     }
     // Let go of the child's maps first: the current context may then own its nodes again and
     // take the changes in place. Values only the child held are dropped in a scratch context:
@@ -111,11 +119,12 @@ fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<(), Map> {
 /// sync join (a thread's, a `Fork`'s).
 #[cold]
 #[track_caller]
-fn merge_back_without_context(var: &str, job: bool) -> ! {
+fn merge_back_without_context(var: &str, job: bool, called_at: Option<&'static Location<'static>>) -> ! {
     let (code, fix) = if job { ("a rayon job", JOB_FIX) } else { ("a tokio task", TASK_FIX) };
+    let called_at = called_at.map(|at| format!(" (called at {at})")).unwrap_or_default();
     panic!(
-        "contextvars: a `merge_back` join in {code} that has no context of its own: the child's \
-         change to `{var}` has nowhere to land. {fix}"
+        "contextvars: a `merge_back` join{called_at} in {code} that has no context of its own: \
+         the child's change to `{var}` has nowhere to land. {fix}"
     )
 }
 

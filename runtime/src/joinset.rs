@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
@@ -154,7 +155,7 @@ impl<T: 'static> JoinSet<T> {
     /// In code without a context of its own (a plain `tokio::spawn` task) it delivers
     /// nothing: there is nowhere to deliver to.
     pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
-        std::future::poll_fn(|cx| self.poll_join_next(cx, Deliver::Marked)).await
+        std::future::poll_fn(|cx| self.poll_join_next(cx, Deliver::Marked, None)).await
     }
 
     /// Waits for the next task to finish and merges all its changes into the awaiting
@@ -178,9 +179,12 @@ impl<T: 'static> JoinSet<T> {
     /// # Panics
     ///
     /// In code without a context of its own (a plain `tokio::spawn` task) if a change is to
-    /// land, naming the fix.
-    pub async fn merge_back_next(&mut self) -> Option<Result<T, JoinError>> {
-        std::future::poll_fn(|cx| self.poll_join_next(cx, Deliver::All)).await
+    /// land, naming the fix and the line that called this (the panic itself comes from a poll,
+    /// which no caller's location reaches).
+    #[track_caller]
+    pub fn merge_back_next(&mut self) -> impl Future<Output = Option<Result<T, JoinError>>> + '_ {
+        let called_at = Location::caller();
+        std::future::poll_fn(move |cx| self.poll_join_next(cx, Deliver::All, Some(called_at)))
     }
 
     /// Polls for the next finished task and delivers its changes (all of them, or the
@@ -189,6 +193,7 @@ impl<T: 'static> JoinSet<T> {
         &mut self,
         cx: &mut TaskContext<'_>,
         what: Deliver,
+        called_at: Option<&'static Location<'static>>,
     ) -> Poll<Option<Result<T, JoinError>>> {
         let finished = match ready!(self.inner.poll_join_next(cx)) {
             None => return Poll::Ready(None),
@@ -196,7 +201,7 @@ impl<T: 'static> JoinSet<T> {
             Some(Ok(finished)) => finished,
         };
         let Finished { output, end, fork } = finished;
-        fork.deliver(end, what);
+        fork.deliver(end, what, called_at);
         Poll::Ready(Some(Ok(output)))
     }
 

@@ -271,7 +271,7 @@ impl<T> JoinHandle<T> {
             }
             return Poll::Ready(Ok(output));
         }
-        fork.deliver(end.into_map(), what);
+        fork.deliver(end.into_map(), what, None);
         Poll::Ready(Ok(output))
     }
 }

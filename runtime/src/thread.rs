@@ -147,7 +147,7 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
-        self.fork.deliver(end.into_map(), what);
+        self.fork.deliver(end.into_map(), what, None);
         Ok(output)
     }
 }
@@ -331,7 +331,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     #[track_caller]
     fn join_with(self, what: Deliver) -> std::thread::Result<T> {
         let (output, end) = self.inner.join()?;
-        self.fork.deliver(end.into_map(), what);
+        self.fork.deliver(end.into_map(), what, None);
         Ok(output)
     }
 }
