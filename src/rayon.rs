@@ -67,6 +67,7 @@
 //! `.with_context().flat_map(f).with_context().map(g)` (`f` and `g` each in a copy of the
 //! caller's context, every change of both brought back with `.merge_back()` on each).
 
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -286,7 +287,7 @@ pub trait WithContextExt: ParallelIterator {
     /// assert_eq!(seen, ["ada"; 4]);
     /// ```
     fn with_context(self) -> WithContext<Self> {
-        WithContext { base: self, fork: Fork::current(), carry: Carry::capture(), all: false }
+        WithContext { base: self, fork: Fork::current(), carry: Carry::capture(), merge_back: None }
     }
 }
 
@@ -315,7 +316,9 @@ pub struct WithContext<I> {
     fork: Fork,
     /// The caller's trace at `with_context`, entered around every closure.
     carry: Carry,
-    all: bool,
+    /// `Some` after [`merge_back`](WithContext::merge_back): where it was called, which the
+    /// panic of a merge with nowhere to land names (it comes from the consuming call).
+    merge_back: Option<&'static Location<'static>>,
 }
 
 impl<I> WithContext<I> {
@@ -338,8 +341,9 @@ impl<I> WithContext<I> {
     /// });
     /// assert_eq!((BYTES.get(), LAST.get()), (55, 10));
     /// ```
+    #[track_caller]
     pub fn merge_back(self) -> WithContext<I> {
-        WithContext { all: true, ..self }
+        WithContext { merge_back: Some(Location::caller()), ..self }
     }
 }
 
@@ -351,7 +355,7 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
         C: UnindexedConsumer<Self::Item>,
     {
         let fork = self.fork;
-        let origin = Origin { fork: fork.clone(), carry: Arc::new(self.carry), all: self.all };
+        let origin = Origin { fork: fork.clone(), carry: Arc::new(self.carry), merge_back: self.merge_back };
         let consumer = ContextConsumer { base: consumer, origin };
         // The closures after `with_context` run in contexts of their own; while the iterator
         // waits for its pieces, the pool may run other jobs on this thread: the caller's
@@ -359,7 +363,7 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
         let (output, context) = contextvars_runtime::without_context(|| self.base.drive_unindexed(consumer));
         // Nested in another iterator's drive, the caller's context is put away: this is the
         // caller's own code, not a job of the pool, and it delivers there.
-        contextvars_runtime::as_caller(|| deliver(fork, context, self.all));
+        contextvars_runtime::as_caller(|| deliver(fork, context, self.merge_back));
         output
     }
 
@@ -369,8 +373,11 @@ impl<I: ParallelIterator> ParallelIterator for WithContext<I> {
 }
 
 /// Merges a child's changes into the current context: all of them, or the marked ones.
-fn deliver(fork: Fork, child: Context, all: bool) {
-    if all { fork.merge_back(child) } else { fork.join(child) }
+fn deliver(fork: Fork, child: Context, merge_back: Option<&'static Location<'static>>) {
+    match merge_back {
+        Some(called_at) => fork.merge_back_called_at(child, called_at),
+        None => fork.join(child),
+    }
 }
 
 /// What every piece of a `with_context` iterator shares: the caller's fork, its trace and
@@ -379,7 +386,7 @@ fn deliver(fork: Fork, child: Context, all: bool) {
 struct Origin {
     fork: Fork,
     carry: Arc<Carry>,
-    all: bool,
+    merge_back: Option<&'static Location<'static>>,
 }
 
 /// Wraps the consumer of the closures that follow `with_context`: every folder (one per
@@ -449,7 +456,7 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<F> {
         let base = context.run(|| origin.carry.run(move || base.consume(item)));
         // Most items change nothing: the check is O(1) then, and spares the join.
         if !Changes::between(&start, &context).is_empty() {
-            gathered.run(|| deliver(origin.fork.clone(), context, origin.all));
+            gathered.run(|| deliver(origin.fork.clone(), context, origin.merge_back));
         }
         ContextFolder { base, start, gathered, origin }
     }
@@ -476,7 +483,7 @@ impl<T, R: Reducer<T>> Reducer<(T, Context)> for ContextReducer<R> {
     fn reduce(self, (left, mut gathered): (T, Context), (right, later): (T, Context)) -> (T, Context) {
         let ContextReducer { base, origin } = self;
         let result = gathered.run(move || {
-            deliver(origin.fork, later, origin.all);
+            deliver(origin.fork, later, origin.merge_back);
             origin.carry.run(move || base.reduce(left, right))
         });
         (result, gathered)

@@ -357,6 +357,25 @@ fn the_adapters_in_a_rayon_job_outside_a_context_panic_at_the_users_line() {
     }
 }
 
+#[test]
+fn an_iterators_merge_back_in_a_rayon_job_outside_a_context_names_the_users_line() {
+    // The merge runs in the consuming call (`for_each`), not at `merge_back`: the panic's
+    // message names the line that asked for it.
+    record_library_panics();
+    let line = line!() + 3;
+    let panics = one_thread().install(|| {
+        let _ = catch_unwind(|| {
+            (0..4u64).into_par_iter().with_context().merge_back().for_each(|n| drop(N.set(n)));
+        });
+        library_panics()
+    });
+    let [panic] = panics.as_slice() else { panic!("one panic expected: {panics:?}") };
+    let message = &panic.message;
+    assert!(message.contains(&format!("(called at {}:{line}:", file!())), "{message}");
+    assert!(message.contains("a rayon job that has no context of its own"), "{message}");
+    assert!(message.contains("the child's change to `N`"), "{message}");
+}
+
 /// A plain rayon job (no context of its own) that reports what it reads and whether its
 /// `set` was refused.
 fn foreign_job(sender: std::sync::mpsc::Sender<(&'static str, bool)>) -> impl FnOnce() + Send {

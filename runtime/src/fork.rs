@@ -146,6 +146,13 @@ impl Fork {
         self.deliver(child.into_map(), Deliver::All, None);
     }
 
+    /// [`merge_back`](Fork::merge_back) for an adapter whose merge was asked for at
+    /// `called_at` and runs elsewhere: a panic for lack of a context names that line.
+    #[doc(hidden)]
+    pub fn merge_back_called_at(self, child: Context, called_at: &'static Location<'static>) {
+        self.deliver(child.into_map(), Deliver::All, Some(called_at));
+    }
+
     /// Merges `what` of the changes a child made between its start and `end` into the current
     /// context, through the one delivery of every join ([`join::deliver`]).
     #[track_caller]
