@@ -24,6 +24,14 @@ static DOWN_ONLY: ContextVar<u32> = ContextVar::new("DOWN_ONLY", || 0).back(fals
 static NOT_INHERITED: ContextVar<u32> = ContextVar::new("NOT_INHERITED", || 0).inherit(false);
 static MANY: [ContextVar<u32>; 6] = [const { ContextVar::new("MANY", || 0) }; 6];
 
+/// A fork of the current context, and a copy of it in which `child` ran.
+fn forked<R>(child: impl FnOnce() -> R) -> (Fork, Context) {
+    let fork = Fork::current();
+    let mut copy = fork.context();
+    drop(copy.run(child));
+    (fork, copy)
+}
+
 fn marked(var: &'static ContextVar<u32>) -> bool {
     current::read(|map| map.is_marked(var.var_key()))
 }
@@ -32,9 +40,7 @@ fn marked(var: &'static ContextVar<u32>) -> bool {
 fn the_childs_changes_land_unmarked() {
     Context::new().run(|| {
         A.set(1);
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| {
+        let (fork, copy) = forked(|| {
             A.set(2);
             B.set(3);
         });
@@ -48,9 +54,7 @@ fn the_childs_changes_land_unmarked() {
 fn a_merge_variable_changed_on_both_sides_merges_three_ways() {
     Context::new().run(|| {
         SUM.set(10);
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| SUM.set(15));
+        let (fork, copy) = forked(|| SUM.set(15));
         SUM.set(13);
         fork.merge_back(copy);
         assert_eq!(SUM.get(), 18, "merge(10, 13, 15)");
@@ -60,9 +64,7 @@ fn a_merge_variable_changed_on_both_sides_merges_three_ways() {
 #[test]
 fn a_variable_changed_on_both_sides_goes_to_the_child_and_the_parents_other_changes_stay() {
     Context::new().run(|| {
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| {
+        let (fork, copy) = forked(|| {
             B.set(3);
             C.set(4);
         });
@@ -77,9 +79,7 @@ fn a_variable_changed_on_both_sides_goes_to_the_child_and_the_parents_other_chan
 fn a_variable_that_does_not_flow_back_stays_in_the_child() {
     for with_another_change in [false, true] {
         Context::new().run(|| {
-            let fork = Fork::current();
-            let mut copy = fork.context();
-            copy.run(|| {
+            let (fork, copy) = forked(|| {
                 DOWN_ONLY.set(5);
                 if with_another_change {
                     A.set(1);
@@ -95,9 +95,7 @@ fn a_variable_that_does_not_flow_back_stays_in_the_child() {
 #[test]
 fn more_than_four_changes_all_land() {
     Context::new().run(|| {
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| (1..).zip(&MANY).for_each(|(n, var)| drop(var.set(n))));
+        let (fork, copy) = forked(|| (1..).zip(&MANY).for_each(|(n, var)| drop(var.set(n))));
         fork.merge_back(copy);
         assert_eq!(MANY.iter().map(ContextVar::get).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     });
@@ -106,9 +104,7 @@ fn more_than_four_changes_all_land() {
 #[test]
 fn a_panicking_merge_lands_nothing() {
     Context::new().run(|| {
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| {
+        let (fork, copy) = forked(|| {
             A.set(1);
             REFUSE.set(2);
         });
@@ -123,9 +119,7 @@ fn a_panicking_merge_lands_nothing() {
 fn a_variable_not_inherited_stays_in_the_parent() {
     Context::new().run(|| {
         NOT_INHERITED.set(7);
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| A.set(1));
+        let (fork, copy) = forked(|| A.set(1));
         fork.merge_back(copy);
         assert_eq!((NOT_INHERITED.get(), A.get()), (7, 1));
     });
@@ -135,9 +129,7 @@ fn a_variable_not_inherited_stays_in_the_parent() {
 fn the_parents_marks_stay_and_the_childs_land_with_their_changes() {
     Context::new().run(|| {
         propagate_back(None, || A.set(1));
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| {
+        let (fork, copy) = forked(|| {
             B.set(2);
             propagate_back(None, || C.set(3));
         });
@@ -147,9 +139,7 @@ fn the_parents_marks_stay_and_the_childs_land_with_their_changes() {
     });
     // The same from a parent without marks.
     Context::new().run(|| {
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| propagate_back(None, || C.set(3)));
+        let (fork, copy) = forked(|| propagate_back(None, || C.set(3)));
         fork.merge_back(copy);
         assert!(C.get() == 3 && marked(&C));
     });
@@ -159,9 +149,7 @@ fn the_parents_marks_stay_and_the_childs_land_with_their_changes() {
 fn a_marked_parent_keeps_its_marks_and_the_childs_changes_land_unmarked() {
     Context::new().run(|| {
         propagate_back(None, || A.set(1));
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| {
+        let (fork, copy) = forked(|| {
             B.set(2);
         });
         fork.merge_back(copy);
@@ -173,9 +161,7 @@ fn a_marked_parent_keeps_its_marks_and_the_childs_changes_land_unmarked() {
 #[test]
 fn a_plain_join_delivers_no_unmarked_change() {
     Context::new().run(|| {
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| A.set(1));
+        let (fork, copy) = forked(|| A.set(1));
         fork.join(copy);
         assert_eq!(A.get(), 0);
     });
@@ -185,9 +171,7 @@ fn a_plain_join_delivers_no_unmarked_change() {
 fn a_token_made_before_the_fork_still_resets_after_the_join() {
     Context::new().run(|| {
         let token = A.set(1);
-        let fork = Fork::current();
-        let mut copy = fork.context();
-        copy.run(|| B.set(2));
+        let (fork, copy) = forked(|| B.set(2));
         fork.merge_back(copy);
         A.reset(token).unwrap();
         assert_eq!((A.get(), B.get()), (0, 2));
@@ -214,9 +198,7 @@ fn the_value_a_join_replaces_drops_once_in_the_joining_context_released() {
         Context::new().run(|| {
             A.set(5);
             HELD.set(Some(Arc::new(ReadsOnDrop)));
-            let fork = Fork::current();
-            let mut copy = fork.context();
-            copy.run(|| {
+            let (fork, copy) = forked(|| {
                 HELD.set(None);
             });
             if parent_changed_meanwhile {
