@@ -7,6 +7,7 @@ use std::panic::Location;
 
 use crate::changes::Changes;
 use crate::current::{self, JOB_FIX, TASK_FIX};
+use crate::map::{Listed, RECENT};
 use crate::value::{self, Map};
 use crate::var::AnyVar;
 
@@ -53,7 +54,13 @@ pub(crate) fn deliver(
     // context takes the general path, which panics with the join's own message.
     let end = match what {
         Deliver::All if !without_context => match take_whole(&fork, start.as_ref(), end) {
-            Ok(()) => return,
+            Ok(listed) => {
+                // What only the fork still held (what the child unset, or replaced in its
+                // own trie) drops here, after the write, as what the general path replaces.
+                drop((fork, start));
+                release_shadowed(&listed);
+                return;
+            }
             Err(end) => end,
         },
         Deliver::All | Deliver::Marked => end,
@@ -81,11 +88,12 @@ pub(crate) fn deliver(
 /// back.
 ///
 /// Nothing the child held is let go of: it all lands. What the old map and the fork held
-/// alone (a value the child unset, or replaced in the trie) drops here, once the context is
+/// alone (a value the child unset, or replaced in the trie) drops once the context is
 /// released, like what the general path's writes replace; a value the child's write shadows
-/// waits in the map, as after any write made after a snapshot (see `map.rs`).
+/// (in its list of recent writes) is let go of by [`release_shadowed`], with the keys this
+/// gives back.
 #[track_caller]
-fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<(), Map> {
+fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<Listed, Map> {
     // The child's start is the fork without its marks and its values that are not inherited:
     // without such values, the marks are all it lacks, and they are put back below.
     if start.is_some() && fork.has_flagged(value::NOT_INHERITED) {
@@ -102,6 +110,7 @@ fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<(), Map> {
     });
     // Without a change there is nothing to write: the general path drops the child's map.
     let (true, Some(first)) = (all_flow_back, first) else { return Err(end) };
+    let listed = end.listed_changes(fork);
     let replaced = current::write(first.var_name(), |map, _| {
         // Pointers compared: any write since the spawn copied what the fork shares.
         if !map.same(fork) {
@@ -112,7 +121,24 @@ fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<(), Map> {
         Ok(replaced)
     })?;
     drop(replaced);
-    Ok(())
+    Ok(listed)
+}
+
+/// After [`take_whole`], once the fork is gone: the child wrote `listed` while its map
+/// shared the fork's trie, so its writes wait in the list of recent writes and the values
+/// they replaced are still in the trie, unseen. The general path writes into a trie that is
+/// the joining context's own again and lets go of the replaced value at the join (its
+/// `Drop` runs here, in the joining context); so does this, as a write of those keys would.
+/// Without it, such a value stayed until the key was set in this context itself (later
+/// joins delivering the key did not let go of it) and dropped wherever the context ended.
+fn release_shadowed(listed: &Listed) {
+    if listed.is_empty() {
+        return;
+    }
+    let mut displaced = [const { None }; RECENT];
+    current::try_write(|map| map.settle(listed, &mut displaced));
+    // With the context released: a `Drop` may read or set variables.
+    drop(displaced);
 }
 
 /// A `merge_back` join in code without a context to merge into; at the caller's line for a

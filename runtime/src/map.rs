@@ -286,6 +286,19 @@ impl<V> Recent<V> {
     }
 }
 
+/// Keys of a map's recent writes, at most [`RECENT`] (see [`Map::settle`]).
+pub(crate) struct Listed {
+    keys: [u32; RECENT],
+    len: usize,
+}
+
+impl Listed {
+    /// Whether it names no key.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A map on its way out, whose list of recent writes goes to the thread's spare (see
 /// [`SpareList`]) if no other map holds it, once its values and marks are gone: the parts
 /// of a context's map that no other map held ([`Map::let_go`]), dropped where its values
@@ -657,6 +670,47 @@ impl<V> Map<V> {
                 .is_some_and(|recent| recent.flags[..recent.len].iter().any(|f| f.intersects(flags)))
     }
 
+    /// The keys of the recent writes whose values `base` does not show: what a map written
+    /// from `base` changed in its list (for [`settle`](Self::settle)).
+    pub(crate) fn listed_changes(&self, base: &Map<V>) -> Listed
+    where
+        V: Shared,
+    {
+        let mut listed = Listed { keys: [0; RECENT], len: 0 };
+        if let Some(list) = self.list() {
+            for i in 0..list.len {
+                if !same(base.get(list.keys[i]), list.values[i].as_ref()) {
+                    listed.keys[listed.len] = list.keys[i];
+                    listed.len += 1;
+                }
+            }
+        }
+        listed
+    }
+
+    /// Moves the recent writes of `listed` into the trie where the trie's path to their key
+    /// is this map's own and holds the value they shadow, as a write of that key would: that
+    /// value goes to `displaced`, in the key's place in `listed`. What the map shows is
+    /// unchanged.
+    pub(crate) fn settle(&mut self, listed: &Listed, displaced: &mut [Option<V>; RECENT])
+    where
+        V: Clone + Spare,
+    {
+        for (&key, out) in listed.keys[..listed.len].iter().zip(displaced) {
+            let Some(recent) = &mut self.recent else { return };
+            let Some(i) = recent.find(key) else { continue };
+            if !self.trie.releases_shadowed(key) {
+                continue;
+            }
+            let recent = Recent::own(recent);
+            let (_, value, flags) = recent.remove(i);
+            if recent.is_void() {
+                self.recent = None;
+            }
+            *out = self.trie.update(key, flags, |slot| std::mem::replace(slot, value));
+        }
+    }
+
     /// Gives this map the marks of `other` in place of its own: O(1) (the set is shared).
     pub(crate) fn copy_marks(&mut self, other: &Map<V>)
     where
@@ -1010,6 +1064,39 @@ mod tests {
         map.update(3, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(3)));
         assert!(map.list().is_some() && map.has_flagged(LEFT_OUT));
         assert!(!snapshot.has_flagged(LEFT_OUT));
+    }
+
+    #[test]
+    fn settle_lets_go_of_what_the_listed_writes_shadow_once_the_trie_is_the_maps_own() {
+        let mut base = Map::default();
+        for key in [1, 2, 3] {
+            base.update(key, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(key)));
+        }
+        let shadowed = Arc::downgrade(base.get(1).unwrap());
+        // Written after a snapshot: key 1 replaced, key 4 new, both in the list.
+        let mut map = base.clone();
+        map.update(1, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(10)));
+        map.update(4, LEFT_OUT, &mut Vec::new(), |slot| *slot = Some(val(4)));
+        map.update(2, Flags::NONE, &mut Vec::new(), |slot| *slot = Some(val(20)));
+        let listed = map.listed_changes(&base);
+        assert_eq!(&listed.keys[..listed.len], [1, 4, 2]);
+        // While `base` shares the trie, nothing moves.
+        let mut displaced = [const { None }; RECENT];
+        map.settle(&listed, &mut displaced);
+        assert_eq!(map.list().map(|list| list.len), Some(3));
+        drop(base);
+        assert!(shadowed.upgrade().is_some(), "still in the trie, unseen");
+        // Only keys 1 and 2 shadow a value; key 4 stays listed.
+        map.settle(&listed, &mut displaced);
+        assert_eq!(displaced.iter().flatten().map(|v| **v).collect::<Vec<_>>(), [1, 2]);
+        drop(displaced);
+        assert!(shadowed.upgrade().is_none());
+        assert_eq!(
+            (read(&map, 1), read(&map, 2), read(&map, 3), read(&map, 4)),
+            (Some(10), Some(20), Some(3), Some(4))
+        );
+        assert_eq!(map.list().map(|list| list.len), Some(1));
+        assert!(map.has_flagged(LEFT_OUT), "a moved or kept entry keeps its flags");
     }
 
     #[test]

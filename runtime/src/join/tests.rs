@@ -178,15 +178,14 @@ fn a_token_made_before_the_fork_still_resets_after_the_join() {
     });
 }
 
-/// What each drop of a [`ReadsOnDrop`] read of `A`.
-static DROPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// Reads a variable when dropped: a drop inside the borrowed context would panic.
-struct ReadsOnDrop;
+/// Reads a variable when dropped (a drop inside the borrowed context would panic), and
+/// records what it read of `A` in its test's own list.
+struct ReadsOnDrop(&'static Mutex<Vec<u32>>);
 
 impl Drop for ReadsOnDrop {
     fn drop(&mut self) {
-        DROPS.lock().unwrap().push(A.get());
+        // Not a second panic while a failed assertion unwinds.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(A.get());
     }
 }
 
@@ -194,10 +193,11 @@ static HELD: ContextVar<Option<Arc<ReadsOnDrop>>> = ContextVar::new("HELD", || N
 
 #[test]
 fn the_value_a_join_replaces_drops_once_in_the_joining_context_released() {
+    static DROPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     for parent_changed_meanwhile in [false, true] {
         Context::new().run(|| {
             A.set(5);
-            HELD.set(Some(Arc::new(ReadsOnDrop)));
+            HELD.set(Some(Arc::new(ReadsOnDrop(&DROPS))));
             let (fork, copy) = forked(|| {
                 HELD.set(None);
             });
@@ -206,10 +206,77 @@ fn the_value_a_join_replaces_drops_once_in_the_joining_context_released() {
             }
             fork.merge_back(copy);
             assert!(HELD.with(Option::is_none));
-            // Dropped at the join, or (when the join took the child's map whole, as after any
-            // write made after a snapshot) when the variable is written again.
-            HELD.set(None);
+            // Dropped at the join, whichever path it took: when the joining context takes the
+            // child's map whole, the value the child's write shadows there goes too.
             assert_eq!(std::mem::take(&mut *DROPS.lock().unwrap()), [5]);
+            A.set(6);
+        });
+        assert!(DROPS.lock().unwrap().is_empty(), "dropped once");
+    }
+}
+
+/// Sets `C` to its number when dropped.
+struct SetsOnDrop(u32);
+
+impl Drop for SetsOnDrop {
+    fn drop(&mut self) {
+        C.set(self.0);
+    }
+}
+
+static SETTER: ContextVar<Option<Arc<SetsOnDrop>>> = ContextVar::new("SETTER", || None);
+
+#[test]
+fn a_replaced_values_drop_sets_into_the_joining_context_at_the_join() {
+    for parent_changed_meanwhile in [false, true] {
+        Context::new().run(|| {
+            SETTER.set(Some(Arc::new(SetsOnDrop(1))));
+            let (fork, copy) = forked(|| {
+                SETTER.set(Some(Arc::new(SetsOnDrop(2))));
+            });
+            if parent_changed_meanwhile {
+                B.set(1);
+            }
+            fork.merge_back(copy);
+            assert_eq!(C.get(), 1, "parent changed meanwhile: {parent_changed_meanwhile}");
         });
     }
+}
+
+#[test]
+fn each_join_lets_go_of_the_value_it_replaces() {
+    static DROPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    Context::new().run(|| {
+        A.set(1);
+        HELD.set(Some(Arc::new(ReadsOnDrop(&DROPS))));
+        for round in 2..20 {
+            let (fork, copy) = forked(|| {
+                HELD.set(Some(Arc::new(ReadsOnDrop(&DROPS))));
+            });
+            fork.merge_back(copy);
+            // The previous value went at this join, not only when the variable is set here.
+            assert_eq!(std::mem::take(&mut *DROPS.lock().unwrap()), [round - 1], "round {round}");
+            A.set(round);
+        }
+    });
+    // The last one with the context, outside it (see `current::drop_outside`).
+    assert_eq!(std::mem::take(&mut *DROPS.lock().unwrap()), [0]);
+}
+
+#[test]
+fn a_snapshot_taken_before_the_join_keeps_what_it_holds() {
+    static DROPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    Context::new().run(|| {
+        A.set(1);
+        HELD.set(Some(Arc::new(ReadsOnDrop(&DROPS))));
+        let snapshot = Context::current();
+        let (fork, copy) = forked(|| HELD.set(None));
+        fork.merge_back(copy);
+        assert!(HELD.with(Option::is_none) && snapshot.get(&HELD).is_some());
+        assert!(DROPS.lock().unwrap().is_empty(), "the snapshot still holds it");
+        A.set(2);
+        drop(snapshot);
+        HELD.set(None);
+        assert_eq!(std::mem::take(&mut *DROPS.lock().unwrap()), [2]);
+    });
 }
