@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use crate::current;
 use crate::{AnyVar, Context, ContextVar, Fork, propagate_back};
 
+mod against_general;
+pub(super) use against_general::{shortcut, taken};
+
 fn sum(base: &u32, parent: &u32, child: &u32) -> u32 {
     parent + child - base
 }

@@ -1,0 +1,208 @@
+//! The join's shortcut (`take_whole`) against the general path, on random joins (nested,
+//! plain or `merge_back`, with tokens, `#[propagate(back)]` calls, snapshots, and variables
+//! that merge, do not flow back or are not inherited): each scenario runs twice, once with
+//! the shortcut and once without, and every observable must agree: values, marks, tokens,
+//! and which value dropped at which step reading what (see [`EXACT`]).
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use crate::current;
+use crate::{AnyVar, Context, ContextVar, Fork, Token, propagate_back};
+
+thread_local! {
+    /// Whether joins on this thread may take the shortcut.
+    static SHORTCUT: Cell<bool> = const { Cell::new(true) };
+    /// How many joins took it.
+    static TAKEN: Cell<u32> = const { Cell::new(0) };
+    /// What each [`Guard`] read when it dropped: its label, the step, and `A`.
+    static DROPS: RefCell<Vec<(u32, u32, u32)>> = const { RefCell::new(Vec::new()) };
+    static STEP: Cell<u32> = const { Cell::new(0) };
+    /// Whether the scenario compares when each value drops (else only that each drops,
+    /// once): no snapshot kept, no `#[propagate(back)]` copy, no write between a spawn and
+    /// its join. A value that a write made after a snapshot shadows may stay until the key
+    /// is written again (RELIABILITY.md): when it drops then depends on where each path left
+    /// the map's entries.
+    static EXACT: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(in crate::join) fn shortcut() -> bool {
+    SHORTCUT.get()
+}
+
+pub(in crate::join) fn taken() {
+    TAKEN.set(TAKEN.get() + 1);
+}
+
+fn sum(base: &u32, parent: &u32, child: &u32) -> u32 {
+    parent.wrapping_add(*child).wrapping_sub(*base)
+}
+
+static A: ContextVar<u32> = ContextVar::new("A", || 0);
+static B: ContextVar<u32> = ContextVar::new("B", || 0);
+static SUM: ContextVar<u32> = ContextVar::new("SUM", || 0).merge(sum);
+static DOWN_ONLY: ContextVar<u32> = ContextVar::new("DOWN_ONLY", || 0).back(false);
+static NOT_INHERITED: ContextVar<u32> = ContextVar::new("NOT_INHERITED", || 0).inherit(false);
+static NUMBERS: [&ContextVar<u32>; 5] = [&A, &B, &SUM, &DOWN_ONLY, &NOT_INHERITED];
+
+/// Records, when dropped, its label, the step and what it reads of `A` there.
+struct Guard(u32);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let seen = (self.0, STEP.get(), A.get());
+        DROPS.with_borrow_mut(|drops| drops.push(seen));
+    }
+}
+
+static G: ContextVar<Option<Arc<Guard>>> = ContextVar::new("G", || None);
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % u64::from(n)) as u32
+    }
+}
+
+/// Everything observable of the current context.
+fn observe(out: &mut Vec<String>, at: &str) {
+    let numbers: Vec<_> = NUMBERS.iter().map(|var| (var.is_set(), var.get())).collect();
+    let guard = G.with(|g| g.as_ref().map(|g| g.0));
+    let marks: Vec<bool> = NUMBERS
+        .iter()
+        .map(|var| var.var_key())
+        .chain([G.var_key()])
+        .map(|key| current::read(|map| map.is_marked(key)))
+        .collect();
+    out.push(format!("{at}: {numbers:?} G={guard:?} marks={marks:?}"));
+}
+
+/// Runs random operations in the current context; `depth` bounds nested joins.
+fn ops(rng: &mut Rng, count: u32, depth: u32, held: &mut Vec<Context>, out: &mut Vec<String>) {
+    for _ in 0..count {
+        STEP.set(STEP.get() + 1);
+        let label = STEP.get();
+        let op = rng.below(9);
+        out.push(format!("step {label}: op {op} at depth {depth}"));
+        match op {
+            0 | 1 => {
+                let var = NUMBERS[rng.below(5) as usize];
+                out.push(format!("  set {}", var.name()));
+                let value = if std::ptr::eq(var, &SUM) { SUM.get().wrapping_add(label) } else { label };
+                drop(var.set(value));
+            }
+            2 => drop(G.set(Some(Arc::new(Guard(label))))),
+            3 => {
+                let var = NUMBERS[rng.below(5) as usize];
+                out.push(format!("  set and reset {}", var.name()));
+                let token = var.set(label);
+                var.reset(token).expect("its own token");
+            }
+            4 => {
+                let token = G.set(if rng.below(2) == 0 { None } else { Some(Arc::new(Guard(label))) });
+                G.reset(token).expect("its own token");
+            }
+            5 if !EXACT.get() => {
+                let var = NUMBERS[rng.below(5) as usize];
+                out.push(format!("  propagate_back {}", var.name()));
+                propagate_back(None, || drop(var.set(label)));
+            }
+            6 if !EXACT.get() => held.push(Context::current()),
+            7 => held.clear(),
+            6 | 8 if depth > 0 => join(rng, depth - 1, held, out),
+            _ => drop(G.set(None)),
+        }
+    }
+}
+
+/// A child forked here, changed, and joined by `merge_back` (or plainly), with random work
+/// on both sides.
+fn join(rng: &mut Rng, depth: u32, held: &mut Vec<Context>, out: &mut Vec<String>) {
+    let fork = Fork::current();
+    let mut child = fork.context();
+    let count = rng.below(5);
+    child.run(|| ops(rng, count, depth, &mut Vec::new(), out));
+    // Mostly nothing in between: the shortcut's case.
+    if !EXACT.get() && rng.below(4) == 0 {
+        let count = rng.below(3) + 1;
+        ops(rng, count, 0, held, out);
+    }
+    STEP.set(STEP.get() + 1);
+    let plain = rng.below(5) == 0;
+    out.push(format!("step {}: join, plain {plain}", STEP.get()));
+    if plain {
+        fork.join(child)
+    } else {
+        fork.merge_back(child)
+    }
+    observe(out, "after a join");
+}
+
+/// One scenario: what it observed, in order.
+fn scenario(seed: u64, shortcut: bool) -> Vec<String> {
+    SHORTCUT.set(shortcut);
+    STEP.set(0);
+    let mut rng = Rng(seed);
+    EXACT.set(rng.below(2) == 0);
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    let mut tokens: Vec<Token<u32>> = Vec::new();
+    Context::new().run(|| {
+        let before = rng.below(6);
+        ops(&mut rng, before, 1, &mut held, &mut out);
+        tokens.push(A.set(1_000));
+        for _ in 0..rng.below(3) + 1 {
+            join(&mut rng, 2, &mut held, &mut out);
+        }
+        for token in tokens.drain(..) {
+            out.push(format!("reset: {:?}", A.reset(token)));
+        }
+        let after = rng.below(4);
+        ops(&mut rng, after, 1, &mut held, &mut out);
+        observe(&mut out, "the end");
+        held.clear();
+        STEP.set(STEP.get() + 1);
+    });
+    SHORTCUT.set(true);
+    // Which values dropped at which step, reading what; in no order within a step (a join
+    // lets go of several values in the order its path meets them).
+    let mut drops = DROPS.take();
+    if !EXACT.get() {
+        drops.sort_unstable();
+        out.extend(drops.into_iter().map(|(label, ..)| format!("dropped {label}")));
+    } else {
+        drops.sort_by_key(|&(label, step, _)| (step, label));
+        out.extend(drops.into_iter().map(|drop| format!("dropped {drop:?}")));
+    }
+    out
+}
+
+#[test]
+fn the_shortcut_and_the_general_path_agree_on_random_joins() {
+    TAKEN.set(0);
+    let mut failures = Vec::new();
+    for seed in 1..=10_000u64 {
+        let seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let taken = TAKEN.get();
+        let general = scenario(seed, false);
+        assert_eq!(TAKEN.get(), taken, "no shortcut when it is off");
+        let shortcut = scenario(seed, true);
+        if shortcut != general {
+            failures.push((shortcut.len(), seed, shortcut, general));
+        }
+    }
+    // The shortest failing scenario, side by side: with the shortcut, then without.
+    failures.sort();
+    if let Some((_, seed, shortcut, general)) = failures.first() {
+        for (a, b) in shortcut.iter().zip(general) {
+            eprintln!("{} {a}\n  {b}", if a == b { " " } else { "!" });
+        }
+        panic!("seed {seed:#x}, {} failures", failures.len());
+    }
+    assert!(TAKEN.get() > 5_000, "the shortcut was taken {} times", TAKEN.get());
+}
