@@ -133,6 +133,7 @@ fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<Listed, Map> 
 /// `Drop` runs here, in the joining context); so does this, as a write of those keys would.
 /// Without it, such a value stayed until the key was set in this context itself (later
 /// joins delivering the key did not let go of it) and dropped wherever the context ended.
+/// A value without drop glue is not listed: nothing observes when it drops.
 fn release_shadowed(listed: &Listed) {
     if listed.is_empty() {
         return;
