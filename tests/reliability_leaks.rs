@@ -208,6 +208,37 @@ fn a_childs_values_are_freed_by_the_time_its_join_returns() {
     }));
 }
 
+/// A value the joining context held in its own map (set there before any snapshot) and a
+/// `merge_back` replaced is freed at the join, whatever the child was, also when the join
+/// takes the child's map whole (the values the child's writes shadow go with it).
+#[test]
+fn a_value_a_merge_back_replaces_is_freed_at_the_join() {
+    let _turn = one_at_a_time();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(Context::new().scope(async {
+        let live = Live::new();
+        HELD.set(Some(Counted::new(&live)));
+        for round in 0..3 {
+            let value = Some(Counted::new(&live));
+            contextvars::spawn_blocking(move || HELD.set(value)).merge_back().await.unwrap();
+            assert_eq!(live.get(), 1, "spawn_blocking, round {round}");
+            let value = Some(Counted::new(&live));
+            contextvars::spawn(async move { HELD.set(value) }).merge_back().await.unwrap();
+            assert_eq!(live.get(), 1, "spawn, round {round}");
+            let value = Some(Counted::new(&live));
+            contextvars::thread::spawn(move || HELD.set(value)).merge_back().unwrap();
+            assert_eq!(live.get(), 1, "thread, round {round}");
+            let mut set = contextvars::JoinSet::new();
+            let value = Some(Counted::new(&live));
+            set.spawn_blocking(move || drop(HELD.set(value)));
+            set.merge_back_next().await.unwrap().unwrap();
+            assert_eq!(live.get(), 1, "JoinSet, round {round}");
+        }
+        HELD.set(None);
+        assert_eq!(live.get(), 0);
+    }));
+}
+
 /// A plain `.await` delivers the child's final values and keeps no record of its own: a
 /// delivered value lives exactly as long as a context holds it, and a value the child
 /// replaced after it arrived is gone (it used to wait in a record, and flow up stale).
