@@ -239,6 +239,33 @@ fn a_value_a_merge_back_replaces_is_freed_at_the_join() {
     }));
 }
 
+/// The same for a `#[propagate(back)]` function's exit, sync and async: a value the caller
+/// held in its own map and the function replaced is freed as the function returns, also when
+/// the exit takes the copy's map whole (the values the copy's writes shadow go with it).
+#[test]
+fn a_value_a_propagate_back_exit_replaces_is_freed_at_the_exit() {
+    let _turn = one_at_a_time();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(Context::new().scope(async {
+        let live = Live::new();
+        HELD.set(Some(Counted::new(&live)));
+        for round in 0..3 {
+            let value = Some(Counted::new(&live));
+            propagate_back(None, || HELD.set(value));
+            assert_eq!(live.get(), 1, "sync, round {round}");
+            let value = Some(Counted::new(&live));
+            contextvars::propagate_back_async(None, async move {
+                tokio::task::yield_now().await;
+                HELD.set(value);
+            })
+            .await;
+            assert_eq!(live.get(), 1, "async, round {round}");
+        }
+        HELD.set(None);
+        assert_eq!(live.get(), 0);
+    }));
+}
+
 /// A plain `.await` delivers the child's final values and keeps no record of its own: a
 /// delivered value lives exactly as long as a context holds it, and a value the child
 /// replaced after it arrived is gone (it used to wait in a record, and flow up stale).

@@ -16,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
+use crate::map::{Listed, RECENT};
 use crate::value::{Map, Value};
 
 /// Who put the current frame on this thread.
@@ -176,6 +177,30 @@ pub(crate) fn read_value<R>(key: u32, f: impl FnOnce(&Value) -> Option<R>) -> Op
         })
         .ok()
         .flatten()
+}
+
+/// Lets go of the values that the recent writes `listed` shadow in the current context's
+/// trie, once that trie is the context's own again: after its map became a copy whose writes
+/// were made while the copy shared the trie (a join that took the child's map whole, a
+/// `#[propagate(back)]` exit that took the copy's). Those values are still in the trie,
+/// unseen; a write of the key in the context's own trie would have let go of them there and
+/// then, and the general paths of a join and of an exit do (their `Drop` runs here, in this
+/// context). Without it such a value stayed until the key was set in this context itself
+/// (later joins or exits delivering the key did not let go of it) and dropped wherever the
+/// context ended. A value without drop glue is not listed: nothing observes when it drops.
+#[inline]
+pub(crate) fn release_shadowed(listed: &Listed) {
+    // Out of line: most exits and joins have nothing listed (values without drop glue).
+    #[inline(never)]
+    fn release(listed: &Listed) {
+        let mut displaced = [const { None }; RECENT];
+        try_write(|map| map.settle(listed, &mut displaced));
+        // With the context released: a `Drop` may read or set variables.
+        drop(displaced);
+    }
+    if !listed.is_empty() {
+        release(listed);
+    }
 }
 
 /// Whether the code running now has a context of its own to write to (see `write`).

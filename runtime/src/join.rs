@@ -7,7 +7,7 @@ use std::panic::Location;
 
 use crate::changes::Changes;
 use crate::current::{self, JOB_FIX, TASK_FIX};
-use crate::map::{Listed, RECENT};
+use crate::map::Listed;
 use crate::value::{self, Map};
 use crate::var::AnyVar;
 
@@ -60,7 +60,7 @@ pub(crate) fn deliver(
                 // What only the fork still held (what the child unset, or replaced in its
                 // own trie) drops here, after the write, as what the general path replaces.
                 drop((fork, start));
-                release_shadowed(&listed);
+                current::release_shadowed(&listed);
                 return;
             }
             Err(end) => end,
@@ -92,7 +92,7 @@ pub(crate) fn deliver(
 /// Nothing the child held is let go of: it all lands. What the old map and the fork held
 /// alone (a value the child unset, or replaced in the trie) drops once the context is
 /// released, like what the general path's writes replace; a value the child's write shadows
-/// (in its list of recent writes) is let go of by [`release_shadowed`], with the keys this
+/// (in its list of recent writes) is let go of by [`current::release_shadowed`], with the keys this
 /// gives back.
 #[track_caller]
 fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<Listed, Map> {
@@ -124,24 +124,6 @@ fn take_whole(fork: &Map, start: Option<&Map>, end: Map) -> Result<Listed, Map> 
     })?;
     drop(replaced);
     Ok(listed)
-}
-
-/// After [`take_whole`], once the fork is gone: the child wrote `listed` while its map
-/// shared the fork's trie, so its writes wait in the list of recent writes and the values
-/// they replaced are still in the trie, unseen. The general path writes into a trie that is
-/// the joining context's own again and lets go of the replaced value at the join (its
-/// `Drop` runs here, in the joining context); so does this, as a write of those keys would.
-/// Without it, such a value stayed until the key was set in this context itself (later
-/// joins delivering the key did not let go of it) and dropped wherever the context ended.
-/// A value without drop glue is not listed: nothing observes when it drops.
-fn release_shadowed(listed: &Listed) {
-    if listed.is_empty() {
-        return;
-    }
-    let mut displaced = [const { None }; RECENT];
-    current::try_write(|map| map.settle(listed, &mut displaced));
-    // With the context released: a `Drop` may read or set variables.
-    drop(displaced);
 }
 
 /// A `merge_back` join in code without a context to merge into; at the caller's line for a

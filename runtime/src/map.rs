@@ -293,6 +293,9 @@ pub(crate) struct Listed {
 }
 
 impl Listed {
+    /// No key.
+    pub(crate) const NONE: Listed = Listed { keys: [0; RECENT], len: 0 };
+
     /// Whether it names no key.
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
@@ -691,6 +694,21 @@ impl<V> Map<V> {
                     listed.keys[listed.len] = list.keys[i];
                     listed.len += 1;
                 }
+            }
+        }
+        listed
+    }
+
+    /// The keys among `changed` (at most [`RECENT`] are looked at) whose recent write shadows
+    /// a value in the trie: [`listed_changes`](Self::listed_changes) for a caller that knows
+    /// what changed, and passes only the keys whose values have drop glue, in O(`changed`).
+    pub(crate) fn shadowing(&self, changed: &[u32]) -> Listed {
+        let mut listed = Listed::NONE;
+        let Some(list) = self.list() else { return listed };
+        for &key in changed.iter().take(RECENT) {
+            if list.find(key).is_some() && self.trie.get(key).is_some() {
+                listed.keys[listed.len] = key;
+                listed.len += 1;
             }
         }
         listed

@@ -19,6 +19,7 @@ use pin_project_lite::pin_project;
 use crate::changes::Changes;
 use crate::context::Context;
 use crate::current::{self, JOB_FIX, TASK_FIX};
+use crate::map::{Listed, Spare};
 use crate::scope::Scope;
 use crate::value::Map;
 use crate::var::AnyVar;
@@ -214,7 +215,12 @@ fn land(
 ) {
     let exit = match Few::of(&entry, &exit, vars) {
         Some(few) => match few.land(exit, |caller| caller.same(&entry)) {
-            Ok(()) => return,
+            Ok(listed) => {
+                // Once the base is let go of, the caller's trie may be its own again.
+                drop(entry);
+                current::release_shadowed(&listed);
+                return;
+            }
             Err(exit) => exit,
         },
         None => exit,
@@ -239,14 +245,17 @@ pub(crate) fn land_on_base(
         Some(few.replace(caller, exit.take()?))
     });
     let Some(exit) = exit else {
-        drop(replaced);
+        if let Some(Some((replaced, listed))) = replaced {
+            drop(replaced);
+            current::release_shadowed(&listed);
+        }
         return;
     };
     // Otherwise the general case, or code without a context of its own (see `land_changes`).
     let exit = match current::read(|caller| Few::of(caller, &exit, vars)) {
         // Nothing runs between the read and the write: the caller's context is unchanged.
         Some(few) => match few.land(exit, |_| true) {
-            Ok(()) => return,
+            Ok(listed) => return current::release_shadowed(&listed),
             Err(exit) => exit,
         },
         None => exit,
@@ -327,6 +336,9 @@ const FEW: usize = 4;
 struct Few {
     keys: [u32; FEW],
     count: usize,
+    /// Bit `i`: the value of `keys[i]` has drop glue, so when the value its write replaced
+    /// drops can be seen (see [`current::release_shadowed`]).
+    loud: u8,
 }
 
 impl Few {
@@ -334,15 +346,19 @@ impl Few {
     /// each lands, and the marks are the same set (else the function's own joins or calls
     /// marked something, and the merge marks only what lands).
     fn of(base: &Map, exit: &Map, vars: Option<&'static [&'static dyn AnyVar]>) -> Option<Few> {
-        let mut few = Few { keys: [0; FEW], count: 0 };
+        let mut few = Few { keys: [0; FEW], count: 0, loud: 0 };
         let simple = Map::diff_exact(base, exit, &mut |key, before, after| {
-            let Some(var) = after.or(before).map(|value| value.var()) else { return true };
+            let Some(value) = after.or(before) else { return true };
+            let var = value.var();
             let lands = var.var_flows_back()
                 && vars.is_none_or(|vars| vars.iter().any(|listed| listed.var_key() == key));
             if !lands || few.count == FEW {
                 return false;
             }
             few.keys[few.count] = key;
+            if !value.drops_quietly() {
+                few.loud |= 1 << few.count;
+            }
             few.count += 1;
             true
         });
@@ -351,10 +367,11 @@ impl Few {
 
     /// Makes `exit` the current context's map, if the running code may write it (see
     /// `current::write`) and `unchanged` says it is still the base, and marks the changed
-    /// keys; else gives `exit` back, for [`land_changes`] to land or to refuse.
-    fn land(self, exit: Map, unchanged: impl FnOnce(&Map) -> bool) -> Result<(), Map> {
+    /// keys; else gives `exit` back, for [`land_changes`] to land or to refuse. Gives the
+    /// recent writes for [`current::release_shadowed`], once the base is let go of.
+    fn land(self, exit: Map, unchanged: impl FnOnce(&Map) -> bool) -> Result<Listed, Map> {
         if self.count == 0 {
-            return Ok(());
+            return Ok(Listed::NONE);
         }
         let mut exit = Some(exit);
         let replaced = current::try_write(|map| {
@@ -366,24 +383,40 @@ impl Few {
         match exit {
             Some(exit) => Err(exit),
             None => {
+                let (replaced, listed) = replaced.flatten().expect("taken by the replace");
                 // Dropped with the context released: a replaced value's `Drop` may read variables.
                 drop(replaced);
-                Ok(())
+                Ok(listed)
             }
         }
     }
 
     /// Makes `exit` the caller's map `map`, which is the base, and marks the changed keys
     /// there; gives back what is let go of (the old map, or `exit` if nothing changed), to be
-    /// dropped once the context is released.
-    fn replace(self, map: &mut Map, exit: Map) -> Map {
+    /// dropped once the context is released, and the recent writes of `exit` that shadow a
+    /// value of the base (see [`current::release_shadowed`]).
+    fn replace(self, map: &mut Map, exit: Map) -> (Map, Listed) {
         if self.count == 0 {
-            return exit;
+            return (exit, Listed::NONE);
         }
+        let listed = match self.loud {
+            0 => Listed::NONE,
+            loud => {
+                let mut keys = [0; FEW];
+                let mut count = 0;
+                for (i, &key) in self.keys[..self.count].iter().enumerate() {
+                    if loud & (1 << i) != 0 {
+                        keys[count] = key;
+                        count += 1;
+                    }
+                }
+                exit.shadowing(&keys[..count])
+            }
+        };
         let replaced = std::mem::replace(map, exit);
         for &key in &self.keys[..self.count] {
             map.mark(key);
         }
-        replaced
+        (replaced, listed)
     }
 }
