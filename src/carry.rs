@@ -1,6 +1,6 @@
 //! What every child form takes along besides the context, with the features `tracing` and
 //! `opentelemetry`: the spawner's tracing span, entered around each poll of a task and
-//! around a closure, and the child's [`TRACE_CONTEXT`](crate::opentelemetry::TRACE_CONTEXT),
+//! around a closure, and the child's [`TRACE_CONTEXT`],
 //! attached as OpenTelemetry's current context at the same places.
 //!
 //! The facade's spawns wrap the child in a [`Carry`] before they hand it to the runtime, so
