@@ -44,6 +44,8 @@ mod join;
 mod joinset;
 mod map;
 mod propagate;
+#[cfg(test)]
+mod scenarios;
 mod scope;
 mod support;
 #[cfg(feature = "tokio")]

@@ -4,20 +4,17 @@
 //! the shortcut and once without, and every observable must agree: values, marks, tokens,
 //! and which value dropped at which step reading what (see [`EXACT`]).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::current;
-use crate::{AnyVar, Context, ContextVar, Fork, Token, propagate_back};
+use crate::scenarios::{self, A, G, Guard, NUMBERS, Rng, next_step, observe, value_for};
+use crate::{Context, Fork, Token, propagate_back};
 
 thread_local! {
     /// Whether joins on this thread may take the shortcut.
     static SHORTCUT: Cell<bool> = const { Cell::new(true) };
     /// How many joins took it.
     static TAKEN: Cell<u32> = const { Cell::new(0) };
-    /// What each [`Guard`] read when it dropped: its label, the step, and `A`.
-    static DROPS: RefCell<Vec<(u32, u32, u32)>> = const { RefCell::new(Vec::new()) };
-    static STEP: Cell<u32> = const { Cell::new(0) };
     /// Whether the scenario compares when each value drops (else only that each drops,
     /// once): no snapshot kept, no `#[propagate(back)]` copy, no write between a spawn and
     /// its join. A value that a write made after a snapshot shadows may stay until the key
@@ -34,67 +31,17 @@ pub(in crate::join) fn taken() {
     TAKEN.set(TAKEN.get() + 1);
 }
 
-fn sum(base: &u32, parent: &u32, child: &u32) -> u32 {
-    parent.wrapping_add(*child).wrapping_sub(*base)
-}
-
-static A: ContextVar<u32> = ContextVar::new("A", || 0);
-static B: ContextVar<u32> = ContextVar::new("B", || 0);
-static SUM: ContextVar<u32> = ContextVar::new("SUM", || 0).merge(sum);
-static DOWN_ONLY: ContextVar<u32> = ContextVar::new("DOWN_ONLY", || 0).back(false);
-static NOT_INHERITED: ContextVar<u32> = ContextVar::new("NOT_INHERITED", || 0).inherit(false);
-static NUMBERS: [&ContextVar<u32>; 5] = [&A, &B, &SUM, &DOWN_ONLY, &NOT_INHERITED];
-
-/// Records, when dropped, its label, the step and what it reads of `A` there.
-struct Guard(u32);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let seen = (self.0, STEP.get(), A.get());
-        DROPS.with_borrow_mut(|drops| drops.push(seen));
-    }
-}
-
-static G: ContextVar<Option<Arc<Guard>>> = ContextVar::new("G", || None);
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u32) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % u64::from(n)) as u32
-    }
-}
-
-/// Everything observable of the current context.
-fn observe(out: &mut Vec<String>, at: &str) {
-    let numbers: Vec<_> = NUMBERS.iter().map(|var| (var.is_set(), var.get())).collect();
-    let guard = G.with(|g| g.as_ref().map(|g| g.0));
-    let marks: Vec<bool> = NUMBERS
-        .iter()
-        .map(|var| var.var_key())
-        .chain([G.var_key()])
-        .map(|key| current::read(|map| map.is_marked(key)))
-        .collect();
-    out.push(format!("{at}: {numbers:?} G={guard:?} marks={marks:?}"));
-}
-
 /// Runs random operations in the current context; `depth` bounds nested joins.
 fn ops(rng: &mut Rng, count: u32, depth: u32, held: &mut Vec<Context>, out: &mut Vec<String>) {
     for _ in 0..count {
-        STEP.set(STEP.get() + 1);
-        let label = STEP.get();
+        let label = next_step();
         let op = rng.below(9);
         out.push(format!("step {label}: op {op} at depth {depth}"));
         match op {
             0 | 1 => {
                 let var = NUMBERS[rng.below(5) as usize];
                 out.push(format!("  set {}", var.name()));
-                let value = if std::ptr::eq(var, &SUM) { SUM.get().wrapping_add(label) } else { label };
-                drop(var.set(value));
+                drop(var.set(value_for(var, label)));
             }
             2 => drop(G.set(Some(Arc::new(Guard(label))))),
             3 => {
@@ -132,9 +79,9 @@ fn join(rng: &mut Rng, depth: u32, held: &mut Vec<Context>, out: &mut Vec<String
         let count = rng.below(3) + 1;
         ops(rng, count, 0, held, out);
     }
-    STEP.set(STEP.get() + 1);
+    let step = next_step();
     let plain = rng.below(5) == 0;
-    out.push(format!("step {}: join, plain {plain}", STEP.get()));
+    out.push(format!("step {step}: join, plain {plain}"));
     if plain {
         fork.join(child)
     } else {
@@ -146,7 +93,7 @@ fn join(rng: &mut Rng, depth: u32, held: &mut Vec<Context>, out: &mut Vec<String
 /// One scenario: what it observed, in order.
 fn scenario(seed: u64, shortcut: bool) -> Vec<String> {
     SHORTCUT.set(shortcut);
-    STEP.set(0);
+    scenarios::start();
     let mut rng = Rng(seed);
     EXACT.set(rng.below(2) == 0);
     let mut out = Vec::new();
@@ -166,19 +113,10 @@ fn scenario(seed: u64, shortcut: bool) -> Vec<String> {
         ops(&mut rng, after, 1, &mut held, &mut out);
         observe(&mut out, "the end");
         held.clear();
-        STEP.set(STEP.get() + 1);
+        next_step();
     });
     SHORTCUT.set(true);
-    // Which values dropped at which step, reading what; in no order within a step (a join
-    // lets go of several values in the order its path meets them).
-    let mut drops = DROPS.take();
-    if !EXACT.get() {
-        drops.sort_unstable();
-        out.extend(drops.into_iter().map(|(label, ..)| format!("dropped {label}")));
-    } else {
-        drops.sort_by_key(|&(label, step, _)| (step, label));
-        out.extend(drops.into_iter().map(|drop| format!("dropped {drop:?}")));
-    }
+    out.extend(scenarios::drops(EXACT.get()));
     out
 }
 
