@@ -251,15 +251,10 @@ pub(crate) fn land_on_base(
         }
         return;
     };
-    // Otherwise the general case, or code without a context of its own (see `land_changes`).
-    let exit = match current::read(|caller| Few::of(caller, &exit, vars)) {
-        // Nothing runs between the read and the write: the caller's context is unchanged.
-        Some(few) => match few.land(exit, |_| true) {
-            Ok(listed) => return current::release_shadowed(&listed),
-            Err(exit) => exit,
-        },
-        None => exit,
-    };
+    // Otherwise the general case (more changes, or some that do not land), or a context
+    // that refused the write (code without a context of its own, a `get`'s `Clone`), which
+    // `land_changes` tells apart. A second try of the path of `Few` could not succeed: it
+    // would see the same maps, or be refused the same way.
     land_changes(current::snapshot(), exit, vars, called_at);
 }
 
