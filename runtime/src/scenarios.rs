@@ -103,3 +103,34 @@ pub(crate) fn observe(out: &mut Vec<String>, at: &str) {
         .collect();
     out.push(format!("{at}: {numbers:?} G={guard:?} marks={marks:?}"));
 }
+
+/// Runs 10,000 seeded scenarios twice each, on the general path (`scenario(seed, false)`)
+/// and on the shortcut (`true`), and panics with the shortest one on which they differ,
+/// side by side (shortcut first). `taken` counts the shortcuts taken so far on this thread;
+/// none may be taken on the general path. Gives how many scenarios took the shortcut.
+pub(crate) fn agree_on_random_seeds(
+    scenario: impl Fn(u64, bool) -> Vec<String>,
+    taken: impl Fn() -> u32,
+) -> u32 {
+    let mut failures = Vec::new();
+    let mut scenarios_taken = 0;
+    for seed in 1..=10_000u64 {
+        let seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let before = taken();
+        let general = scenario(seed, false);
+        assert_eq!(taken(), before, "no shortcut when it is off");
+        let shortcut = scenario(seed, true);
+        scenarios_taken += u32::from(taken() > before);
+        if shortcut != general {
+            failures.push((shortcut.len(), seed, shortcut, general));
+        }
+    }
+    failures.sort();
+    if let Some((_, seed, shortcut, general)) = failures.first() {
+        for (a, b) in shortcut.iter().zip(general) {
+            eprintln!("{} {a}\n  {b}", if a == b { " " } else { "!" });
+        }
+        panic!("seed {seed:#x}, {} failures", failures.len());
+    }
+    scenarios_taken
+}

@@ -123,24 +123,6 @@ fn scenario(seed: u64, shortcut: bool) -> Vec<String> {
 #[test]
 fn the_shortcut_and_the_general_path_agree_on_random_joins() {
     TAKEN.set(0);
-    let mut failures = Vec::new();
-    for seed in 1..=10_000u64 {
-        let seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let taken = TAKEN.get();
-        let general = scenario(seed, false);
-        assert_eq!(TAKEN.get(), taken, "no shortcut when it is off");
-        let shortcut = scenario(seed, true);
-        if shortcut != general {
-            failures.push((shortcut.len(), seed, shortcut, general));
-        }
-    }
-    // The shortest failing scenario, side by side: with the shortcut, then without.
-    failures.sort();
-    if let Some((_, seed, shortcut, general)) = failures.first() {
-        for (a, b) in shortcut.iter().zip(general) {
-            eprintln!("{} {a}\n  {b}", if a == b { " " } else { "!" });
-        }
-        panic!("seed {seed:#x}, {} failures", failures.len());
-    }
+    scenarios::agree_on_random_seeds(scenario, || TAKEN.get());
     assert!(TAKEN.get() > 5_000, "the shortcut was taken {} times", TAKEN.get());
 }

@@ -292,27 +292,7 @@ fn scenario(seed: u64, few: bool) -> Vec<String> {
 #[test]
 fn the_few_path_and_the_general_path_agree_on_random_exits() {
     TAKEN.set(0);
-    let mut failures = Vec::new();
-    let mut scenarios_taken = 0;
-    for seed in 1..=10_000u64 {
-        let seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let taken = TAKEN.get();
-        let general = scenario(seed, false);
-        assert_eq!(TAKEN.get(), taken, "no path of `Few` when it is off");
-        let few = scenario(seed, true);
-        scenarios_taken += u32::from(TAKEN.get() > taken);
-        if few != general {
-            failures.push((few.len(), seed, few, general));
-        }
-    }
-    // The shortest failing scenario, side by side: with the path of `Few`, then without.
-    failures.sort();
-    if let Some((_, seed, few, general)) = failures.first() {
-        for (a, b) in few.iter().zip(general) {
-            eprintln!("{} {a}\n  {b}", if a == b { " " } else { "!" });
-        }
-        panic!("seed {seed:#x}, {} failures", failures.len());
-    }
+    let scenarios_taken = scenarios::agree_on_random_seeds(scenario, || TAKEN.get());
     eprintln!("the path of `Few` taken {} times, in {scenarios_taken} scenarios", TAKEN.get());
     assert!(scenarios_taken > 4_000, "the path of `Few` was taken in {scenarios_taken} scenarios");
 }
